@@ -1,0 +1,290 @@
+//! The columnar protobuf encoder: a [`RecordBatch`] becomes one protobuf record per row,
+//! written straight from the Arrow columns.
+//!
+//! Two passes, each column by column:
+//! 1. **size**: every column adds its field's encoded size to each row's total and reports
+//!    values it cannot encode (an unsigned value out of range, a null list element, ...).
+//!    Rows over the size limit fail too. Failed rows get no bytes.
+//! 2. **write**: one buffer of exactly the total size is allocated, each row gets a cursor
+//!    at its offset, and every column writes its field into each row at the row's cursor.
+//!    Columns are written in field-number order, so each record has its fields in order.
+//!
+//! The codec of each column is chosen once per batch; the per-row loops are monomorphized
+//! per codec type. There is no per-row message object and no per-field allocation: the
+//! output is one `Vec<u8>` plus row offsets ([`EncodedBatch`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow::array::{Int64Array, StringArray, RecordBatch};
+//! use arrow::datatypes::{DataType, Field, Schema};
+//! use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
+//! use arrow_zerobus_sdk_wrapper::schema::TableSchema;
+//!
+//! let schema = Arc::new(Schema::new(vec![
+//!     Field::new("id", DataType::Int64, false),
+//!     Field::new("name", DataType::Utf8, true),
+//! ]));
+//! let batch = RecordBatch::try_new(schema.clone(), vec![
+//!     Arc::new(Int64Array::from(vec![1, 150])),
+//!     Arc::new(StringArray::from(vec![Some("a"), None])),
+//! ])?;
+//! let encoder = RowEncoder::new(Arc::new(TableSchema::try_new(schema, "t")?));
+//! let encoded = encoder.encode(&batch)?;
+//! // field 1 varint 1; field 2 "a"   |   field 1 varint 150 (name is null: absent)
+//! assert_eq!(encoded.record(0), Some(&[0x08, 0x01, 0x12, 0x01, b'a'][..]));
+//! assert_eq!(encoded.record(1), Some(&[0x08, 0x96, 0x01][..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod build;
+mod codec;
+mod nested;
+mod scalar;
+mod wire;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
+use crate::schema::TableSchema;
+use codec::{Rows, ValueError};
+
+/// Default (and practical maximum) size of one encoded record: 10 MiB − 64 KiB
+/// = 10,420,224 bytes.
+///
+/// This is the default `max_ingest_payload_bytes` of the official Databricks Zerobus
+/// Rust SDK 2.12: the SDK rejects any ingest call whose record bytes exceed it with
+/// `InvalidArgument`, before any I/O, so a single record can never be larger. The
+/// "4 MB" figure in the original wrapper's README described an older service limit.
+pub const DEFAULT_MAX_RECORD_SIZE_BYTES: usize = 10 * 1024 * 1024 - 64 * 1024;
+
+/// Encodes batches of one [`TableSchema`] into protobuf records.
+#[derive(Debug, Clone)]
+pub struct RowEncoder {
+    schema: Arc<TableSchema>,
+    max_record_size: usize,
+}
+
+impl RowEncoder {
+    /// An encoder for `schema` with the default record size limit
+    /// ([`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
+    pub fn new(schema: Arc<TableSchema>) -> Self {
+        Self {
+            schema,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE_BYTES,
+        }
+    }
+
+    /// Sets the largest record accepted, in bytes; larger rows fail with
+    /// [`ConversionErrorKind::RecordTooLarge`].
+    pub fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
+        self
+    }
+
+    /// The schema this encoder writes.
+    pub fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    /// Encodes every row of `batch`.
+    ///
+    /// Rows that cannot be encoded do not stop the batch: each becomes an entry in
+    /// [`EncodedBatch::failures`] naming the row, the column and the reason.
+    ///
+    /// # Errors
+    /// Only when the batch's schema is not the encoder's (a
+    /// [`ConversionErrorKind::SchemaMismatch`] conversion error).
+    pub fn encode(&self, batch: &RecordBatch) -> Result<EncodedBatch, ZerobusError> {
+        self.check_schema(batch)?;
+        let rows = batch.num_rows();
+        let fields = self.schema.arrow_schema().fields();
+        let codecs = fields
+            .iter()
+            .zip(batch.columns())
+            .zip(self.schema.columns())
+            .map(|((field, column), table_column)| {
+                build::codec(
+                    column.as_ref(),
+                    table_column.field_number,
+                    build::on_null_for(field.is_nullable()),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut sizes = vec![0usize; rows];
+        let mut failures = Vec::new();
+        let mut column_failures = Vec::new();
+        for (codec, field) in codecs.iter().zip(fields.iter()) {
+            codec.size_column(&mut sizes, &mut column_failures);
+            failures.extend(
+                column_failures
+                    .drain(..)
+                    .map(|(row, error)| value_failure(row, field.name(), error)),
+            );
+        }
+        for (row, &size) in sizes.iter().enumerate() {
+            if size > self.max_record_size {
+                failures.push(too_large(row, size, self.max_record_size));
+            }
+        }
+        // One failure per row: the first column's, in column order (the sort is stable).
+        failures.sort_by_key(|(row, _)| *row);
+        failures.dedup_by_key(|(row, _)| *row);
+        for (row, _) in &failures {
+            sizes[*row] = 0;
+        }
+
+        let mut offsets = Vec::with_capacity(rows + 1);
+        let mut total = 0usize;
+        offsets.push(0);
+        for size in &sizes {
+            total += size;
+            offsets.push(total);
+        }
+        let mut data = vec![0u8; total];
+        let mut cursors = sizes;
+        cursors.copy_from_slice(&offsets[..rows]);
+        let ok_rows: Vec<usize>;
+        let which = if failures.is_empty() {
+            Rows::All(rows)
+        } else {
+            ok_rows = ok_row_indices(rows, &failures);
+            Rows::Only(&ok_rows)
+        };
+        for codec in &codecs {
+            codec.write_column(which, &mut data, &mut cursors);
+        }
+        debug_assert!(
+            (0..rows).all(|r| cursors[r] == offsets[r + 1] || failures.iter().any(|f| f.0 == r)),
+            "every row must fill exactly its computed size"
+        );
+        Ok(EncodedBatch {
+            data,
+            offsets,
+            failures,
+        })
+    }
+
+    fn check_schema(&self, batch: &RecordBatch) -> Result<(), ZerobusError> {
+        let expected = self.schema.arrow_schema().fields();
+        let actual = batch.schema_ref().fields();
+        if expected.len() == actual.len()
+            && expected
+                .iter()
+                .zip(actual.iter())
+                .all(|(e, a)| e.name() == a.name() && e.data_type() == a.data_type())
+        {
+            return Ok(());
+        }
+        Err(ZerobusError::conversion(
+            ConversionErrorKind::SchemaMismatch,
+            format!(
+                "batch schema {actual:?} differs from the encoder's schema {expected:?}; build \
+                 a RowEncoder for each schema (ZerobusWrapper does this for you)"
+            ),
+        ))
+    }
+}
+
+fn ok_row_indices(rows: usize, failures: &[(usize, ConversionFailure)]) -> Vec<usize> {
+    let mut failed = failures.iter().map(|(row, _)| *row).peekable();
+    (0..rows)
+        .filter(|row| {
+            if failed.peek() == Some(row) {
+                failed.next();
+                false
+            } else {
+                true
+            }
+        })
+        .collect()
+}
+
+fn value_failure(row: usize, column: &str, error: ValueError) -> (usize, ConversionFailure) {
+    let path = error.column_path(column);
+    let message = format!("row {row}, column `{path}`: {}", error.detail);
+    let failure = ConversionFailure::new(error.kind, message)
+        .with_column(path)
+        .with_row(row);
+    (row, failure)
+}
+
+fn too_large(row: usize, size: usize, limit: usize) -> (usize, ConversionFailure) {
+    let message = format!(
+        "row {row}: record of {size} bytes exceeds Zerobus limit of {limit} bytes \
+         (max_record_size_bytes)"
+    );
+    let failure = ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(row);
+    (row, failure)
+}
+
+/// The records of one batch: one buffer, row offsets, and the rows that failed.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedBatch {
+    data: Vec<u8>,
+    offsets: Vec<usize>,
+    failures: Vec<(usize, ConversionFailure)>,
+}
+
+impl EncodedBatch {
+    /// Rows in the input batch (encoded or failed).
+    pub fn num_rows(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// The record of `row`, or `None` if the row failed or is out of range. An all-null
+    /// row is a valid, empty record.
+    pub fn record(&self, row: usize) -> Option<&[u8]> {
+        if row >= self.num_rows() || self.is_failed(row) {
+            return None;
+        }
+        Some(&self.data[self.offsets[row]..self.offsets[row + 1]])
+    }
+
+    /// `(row, record)` for every row that encoded, in row order.
+    pub fn records(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+        let mut failed = self.failures.iter().map(|(row, _)| *row).peekable();
+        (0..self.num_rows()).filter_map(move |row| {
+            if failed.peek() == Some(&row) {
+                failed.next();
+                return None;
+            }
+            Some((row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
+        })
+    }
+
+    /// The rows that could not be encoded, in row order, one entry per row.
+    pub fn failures(&self) -> &[(usize, ConversionFailure)] {
+        &self.failures
+    }
+
+    /// The failures as the per-row errors of a [`TransmissionResult`](crate::TransmissionResult).
+    pub fn row_errors(&self) -> Vec<(usize, ZerobusError)> {
+        self.failures
+            .iter()
+            .map(|(row, failure)| (*row, ZerobusError::ConversionError(failure.clone())))
+            .collect()
+    }
+
+    /// Rows that encoded.
+    pub fn successful_count(&self) -> usize {
+        self.num_rows() - self.failures.len()
+    }
+
+    /// Total bytes of the encoded records.
+    pub fn encoded_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether `row` failed.
+    pub fn is_failed(&self, row: usize) -> bool {
+        self.failures
+            .binary_search_by_key(&row, |(failed, _)| *failed)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

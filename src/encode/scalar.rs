@@ -1,0 +1,376 @@
+//! Codecs for scalar columns: integers and temporal values (varints), floats (fixed
+//! width), booleans, strings and binaries (length-delimited), and the all-null type.
+
+use std::marker::PhantomData;
+
+use arrow::array::{
+    Array, BooleanArray, FixedSizeBinaryArray, GenericByteArray, GenericByteViewArray,
+    PrimitiveArray,
+};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowPrimitiveType, ByteArrayType, ByteViewType};
+
+use super::codec::{is_null, FieldCodec, OnNull, ValueError};
+use super::wire::{varint_len, Out, Tag, WireType};
+use crate::error::ConversionErrorKind;
+
+/// How a native value becomes the `u64` of a protobuf varint, or why it cannot.
+pub(crate) trait ToVarint<N>: Copy {
+    fn to_varint(self, value: N) -> Result<u64, ValueError>;
+}
+
+/// Any integer up to 64 bits that fits `i64`: sign-extended, as protobuf `int32`/`int64` want.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Widen;
+
+impl<N: Into<i64>> ToVarint<N> for Widen {
+    #[inline(always)]
+    fn to_varint(self, value: N) -> Result<u64, ValueError> {
+        Ok(value.into() as u64)
+    }
+}
+
+/// `u64` into BIGINT: values above `i64::MAX` do not fit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedU64;
+
+impl ToVarint<u64> for CheckedU64 {
+    #[inline(always)]
+    fn to_varint(self, value: u64) -> Result<u64, ValueError> {
+        if value > i64::MAX as u64 {
+            return Err(ValueError::new(
+                ConversionErrorKind::ValueOutOfRange,
+                format!(
+                    "UInt64 value {value} does not fit BIGINT (at most {})",
+                    i64::MAX
+                ),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// Date64 milliseconds to DATE days (floor), which must fit `i32`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Date64ToDays;
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+impl ToVarint<i64> for Date64ToDays {
+    #[inline(always)]
+    fn to_varint(self, millis: i64) -> Result<u64, ValueError> {
+        let days = millis.div_euclid(MILLIS_PER_DAY);
+        let days = i32::try_from(days).map_err(|_| {
+            ValueError::new(
+                ConversionErrorKind::ValueOutOfRange,
+                format!("Date64 value {millis} ms is outside the DATE range"),
+            )
+        })?;
+        Ok(i64::from(days) as u64)
+    }
+}
+
+/// A timestamp in any unit to microseconds: multiply (checked) or divide (floor).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToMicros {
+    pub(crate) multiply: i64,
+    pub(crate) divide: i64,
+}
+
+impl ToVarint<i64> for ToMicros {
+    #[inline(always)]
+    fn to_varint(self, value: i64) -> Result<u64, ValueError> {
+        let micros = value.checked_mul(self.multiply).ok_or_else(|| {
+            ValueError::new(
+                ConversionErrorKind::ValueOutOfRange,
+                format!(
+                    "timestamp {value} overflows when converted to microseconds (×{})",
+                    self.multiply
+                ),
+            )
+        })?;
+        Ok(micros.div_euclid(self.divide) as u64)
+    }
+}
+
+/// Integer-like values written as varints.
+pub(crate) struct VarintCodec<'a, T: ArrowPrimitiveType, M> {
+    tag: Tag,
+    values: &'a ScalarBuffer<T::Native>,
+    nulls: Option<&'a NullBuffer>,
+    on_null: OnNull,
+    map: M,
+}
+
+impl<'a, T: ArrowPrimitiveType, M: ToVarint<T::Native>> VarintCodec<'a, T, M> {
+    pub(crate) fn new(
+        array: &'a PrimitiveArray<T>,
+        field_number: u32,
+        on_null: OnNull,
+        map: M,
+    ) -> Self {
+        Self {
+            tag: Tag::new(field_number, WireType::Varint),
+            values: array.values(),
+            nulls: array.nulls(),
+            on_null,
+            map,
+        }
+    }
+}
+
+impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'_, T, M> {
+    #[inline(always)]
+    fn size(&self, i: usize) -> Result<usize, ValueError> {
+        if is_null(self.nulls, i) {
+            return self.on_null.size();
+        }
+        let value = self.map.to_varint(self.values[i])?;
+        Ok(self.tag.len() + varint_len(value))
+    }
+
+    #[inline(always)]
+    fn write(&self, i: usize, out: &mut Out<'_>) {
+        if is_null(self.nulls, i) {
+            return;
+        }
+        if let Ok(value) = self.map.to_varint(self.values[i]) {
+            out.tag(&self.tag);
+            out.varint(value);
+        }
+    }
+}
+
+/// A native float type and its fixed-width wire form.
+pub(crate) trait FixedWidth: Copy {
+    const WIRE_TYPE: WireType;
+    const LEN: usize;
+    fn put(self, out: &mut Out<'_>);
+}
+
+impl FixedWidth for f32 {
+    const WIRE_TYPE: WireType = WireType::Fixed32;
+    const LEN: usize = 4;
+    #[inline(always)]
+    fn put(self, out: &mut Out<'_>) {
+        out.bytes(&self.to_le_bytes());
+    }
+}
+
+impl FixedWidth for f64 {
+    const WIRE_TYPE: WireType = WireType::Fixed64;
+    const LEN: usize = 8;
+    #[inline(always)]
+    fn put(self, out: &mut Out<'_>) {
+        out.bytes(&self.to_le_bytes());
+    }
+}
+
+/// Floats written as protobuf `float` / `double`; `W` is the wire float (f16 widens to f32).
+pub(crate) struct FixedCodec<'a, T: ArrowPrimitiveType, W> {
+    tag: Tag,
+    values: &'a ScalarBuffer<T::Native>,
+    nulls: Option<&'a NullBuffer>,
+    on_null: OnNull,
+    wire: PhantomData<W>,
+}
+
+impl<'a, T, W> FixedCodec<'a, T, W>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<W>,
+    W: FixedWidth,
+{
+    pub(crate) fn new(array: &'a PrimitiveArray<T>, field_number: u32, on_null: OnNull) -> Self {
+        Self {
+            tag: Tag::new(field_number, W::WIRE_TYPE),
+            values: array.values(),
+            nulls: array.nulls(),
+            on_null,
+            wire: PhantomData,
+        }
+    }
+}
+
+impl<T, W> FieldCodec for FixedCodec<'_, T, W>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<W>,
+    W: FixedWidth,
+{
+    #[inline(always)]
+    fn size(&self, i: usize) -> Result<usize, ValueError> {
+        if is_null(self.nulls, i) {
+            return self.on_null.size();
+        }
+        Ok(self.tag.len() + W::LEN)
+    }
+
+    #[inline(always)]
+    fn write(&self, i: usize, out: &mut Out<'_>) {
+        if is_null(self.nulls, i) {
+            return;
+        }
+        out.tag(&self.tag);
+        self.values[i].into().put(out);
+    }
+}
+
+/// Booleans as one-byte varints.
+pub(crate) struct BoolCodec<'a> {
+    tag: Tag,
+    array: &'a BooleanArray,
+    on_null: OnNull,
+}
+
+impl<'a> BoolCodec<'a> {
+    pub(crate) fn new(array: &'a BooleanArray, field_number: u32, on_null: OnNull) -> Self {
+        Self {
+            tag: Tag::new(field_number, WireType::Varint),
+            array,
+            on_null,
+        }
+    }
+}
+
+impl FieldCodec for BoolCodec<'_> {
+    #[inline(always)]
+    fn size(&self, i: usize) -> Result<usize, ValueError> {
+        if self.array.is_null(i) {
+            return self.on_null.size();
+        }
+        Ok(self.tag.len() + 1)
+    }
+
+    #[inline(always)]
+    fn write(&self, i: usize, out: &mut Out<'_>) {
+        if self.array.is_null(i) {
+            return;
+        }
+        out.tag(&self.tag);
+        out.varint(u64::from(self.array.value(i)));
+    }
+}
+
+/// Arrays whose elements are byte strings (UTF-8 or binary).
+pub(crate) trait ByteValues {
+    fn nulls(&self) -> Option<&NullBuffer>;
+    fn bytes(&self, i: usize) -> &[u8];
+}
+
+impl<T: ByteArrayType> ByteValues for GenericByteArray<T> {
+    fn nulls(&self) -> Option<&NullBuffer> {
+        Array::nulls(self)
+    }
+    #[inline(always)]
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.value(i).as_ref()
+    }
+}
+
+impl<T: ByteViewType + ?Sized> ByteValues for GenericByteViewArray<T> {
+    fn nulls(&self) -> Option<&NullBuffer> {
+        Array::nulls(self)
+    }
+    #[inline(always)]
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.value(i).as_ref()
+    }
+}
+
+impl ByteValues for FixedSizeBinaryArray {
+    fn nulls(&self) -> Option<&NullBuffer> {
+        Array::nulls(self)
+    }
+    #[inline(always)]
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.value(i)
+    }
+}
+
+/// Strings and binaries as length-delimited fields. `A` is a borrowed array, or an owned
+/// one for values formatted on the way (decimals).
+pub(crate) struct BytesCodec<A> {
+    tag: Tag,
+    array: A,
+    on_null: OnNull,
+}
+
+impl<A: ByteValues> BytesCodec<A> {
+    pub(crate) fn new(array: A, field_number: u32, on_null: OnNull) -> Self {
+        Self {
+            tag: Tag::new(field_number, WireType::LengthDelimited),
+            array,
+            on_null,
+        }
+    }
+}
+
+impl<A: ByteValues> FieldCodec for BytesCodec<A> {
+    #[inline(always)]
+    fn size(&self, i: usize) -> Result<usize, ValueError> {
+        if is_null(self.array.nulls(), i) {
+            return self.on_null.size();
+        }
+        let len = self.array.bytes(i).len();
+        Ok(self.tag.len() + varint_len(len as u64) + len)
+    }
+
+    #[inline(always)]
+    fn write(&self, i: usize, out: &mut Out<'_>) {
+        if is_null(self.array.nulls(), i) {
+            return;
+        }
+        let bytes = self.array.bytes(i);
+        out.tag(&self.tag);
+        out.varint(bytes.len() as u64);
+        out.bytes(bytes);
+    }
+}
+
+impl<A: ByteValues> ByteValues for &A {
+    fn nulls(&self) -> Option<&NullBuffer> {
+        (**self).nulls()
+    }
+    #[inline(always)]
+    fn bytes(&self, i: usize) -> &[u8] {
+        (**self).bytes(i)
+    }
+}
+
+/// The Arrow `Null` type: every element is null.
+pub(crate) struct NullCodec {
+    pub(crate) on_null: OnNull,
+}
+
+impl FieldCodec for NullCodec {
+    fn size(&self, _: usize) -> Result<usize, ValueError> {
+        self.on_null.size()
+    }
+
+    fn write(&self, _: usize, _: &mut Out<'_>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_check_their_ranges() {
+        assert_eq!(CheckedU64.to_varint(7), Ok(7));
+        let err = CheckedU64.to_varint(u64::MAX).unwrap_err();
+        assert_eq!(err.kind, ConversionErrorKind::ValueOutOfRange);
+        assert!(err.detail.contains("18446744073709551615"));
+
+        assert_eq!(Widen.to_varint(-1i8), Ok(u64::MAX));
+        assert_eq!(Date64ToDays.to_varint(-1), Ok(-1i64 as u64));
+        assert_eq!(Date64ToDays.to_varint(86_400_000 * 3 + 5), Ok(3));
+        assert!(Date64ToDays.to_varint(i64::MAX).is_err());
+
+        let from_seconds = ToMicros { multiply: 1_000_000, divide: 1 };
+        assert_eq!(from_seconds.to_varint(2), Ok(2_000_000));
+        assert!(from_seconds.to_varint(i64::MAX / 10).is_err());
+        let from_nanos = ToMicros { multiply: 1, divide: 1_000 };
+        assert_eq!(from_nanos.to_varint(-1), Ok(-1i64 as u64), "floors towards -inf");
+    }
+}

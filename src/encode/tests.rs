@@ -1,0 +1,104 @@
+//! Encoder unit tests: exact bytes for small cases, per-row failures.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema};
+
+use super::*;
+
+fn encode(columns: Vec<(&str, ArrayRef)>) -> EncodedBatch {
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
+    RowEncoder::new(schema).encode(&batch).unwrap()
+}
+
+#[test]
+fn negative_int32_is_sign_extended_to_ten_bytes() {
+    let encoded = encode(vec![("v", Arc::new(Int32Array::from(vec![-1])) as ArrayRef)]);
+    let mut expected = vec![0x08];
+    prost::encoding::encode_varint(-1i64 as u64, &mut expected);
+    assert_eq!(encoded.record(0).unwrap(), expected);
+    assert_eq!(expected.len(), 11);
+}
+
+#[test]
+fn out_of_range_rows_fail_alone() {
+    let ids: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
+    let big: ArrayRef = Arc::new(UInt64Array::from(vec![Some(5), Some(u64::MAX), None]));
+    let encoded = encode(vec![("id", ids), ("big", big)]);
+    assert_eq!(encoded.num_rows(), 3);
+    assert_eq!(encoded.successful_count(), 2);
+    let (row, failure) = &encoded.failures()[0];
+    assert_eq!(*row, 1);
+    assert_eq!(failure.kind, ConversionErrorKind::ValueOutOfRange);
+    assert_eq!(failure.column.as_deref(), Some("big"));
+    assert!(failure.message.starts_with("row 1, column `big`:"), "{}", failure.message);
+    assert!(encoded.record(1).is_none());
+    assert_eq!(encoded.record(2).unwrap(), &[0x08, 0x03]);
+    let rows: Vec<usize> = encoded.records().map(|(row, _)| row).collect();
+    assert_eq!(rows, [0, 2]);
+    // Failed rows take no space.
+    assert_eq!(encoded.encoded_len(), 2 + 2 + 2);
+}
+
+#[test]
+fn null_list_elements_fail_the_row_with_a_path() {
+    let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+        Some(vec![Some(1), Some(2)]),
+        Some(vec![Some(3), None]),
+        None,
+        Some(vec![]),
+    ]);
+    let encoded = encode(vec![("xs", Arc::new(lists) as ArrayRef)]);
+    assert_eq!(encoded.failures().len(), 1);
+    let (row, failure) = &encoded.failures()[0];
+    assert_eq!((*row, failure.kind), (1, ConversionErrorKind::NullListElement));
+    assert_eq!(failure.column.as_deref(), Some("xs[1]"));
+    // Unpacked repeated field: one key per element.
+    assert_eq!(encoded.record(0).unwrap(), &[0x08, 1, 0x08, 2]);
+    assert_eq!(encoded.record(2).unwrap(), &[] as &[u8]);
+    assert_eq!(encoded.record(3).unwrap(), &[] as &[u8]);
+}
+
+#[test]
+fn records_over_the_limit_fail_with_the_readme_message() {
+    let text: ArrayRef = Arc::new(StringArray::from(vec!["short", &"x".repeat(100)]));
+    let batch = RecordBatch::try_from_iter(vec![("s", text)]).unwrap();
+    let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
+    let encoded = RowEncoder::new(schema)
+        .with_max_record_size(50)
+        .encode(&batch)
+        .unwrap();
+    let (row, failure) = &encoded.failures()[0];
+    assert_eq!(*row, 1);
+    assert_eq!(failure.kind, ConversionErrorKind::RecordTooLarge);
+    assert!(failure.contains("exceeds Zerobus limit of 50 bytes"), "{}", failure.message);
+    assert!(failure.contains("record of 102 bytes"), "{}", failure.message);
+}
+
+#[test]
+fn a_batch_of_another_schema_is_rejected() {
+    let batch = RecordBatch::try_from_iter(vec![(
+        "a",
+        Arc::new(Int32Array::from(vec![1])) as ArrayRef,
+    )])
+    .unwrap();
+    let other = Schema::new(vec![Field::new("a", DataType::Int64, true)]);
+    let schema = Arc::new(TableSchema::try_new(Arc::new(other), "t").unwrap());
+    let err = RowEncoder::new(schema).encode(&batch).unwrap_err();
+    assert_eq!(
+        err.conversion_failure().unwrap().kind,
+        ConversionErrorKind::SchemaMismatch
+    );
+}
+
+#[test]
+fn empty_batches_encode_to_nothing() {
+    let encoded = encode(vec![("a", Arc::new(Int32Array::from(Vec::<i32>::new())) as ArrayRef)]);
+    assert_eq!(encoded.num_rows(), 0);
+    assert_eq!(encoded.records().count(), 0);
+    assert!(encoded.failures().is_empty());
+}

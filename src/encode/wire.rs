@@ -1,0 +1,116 @@
+//! Protobuf wire primitives: varints, tags, and a cursor into a pre-sized buffer.
+
+/// Protobuf wire types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WireType {
+    Varint = 0,
+    Fixed64 = 1,
+    LengthDelimited = 2,
+    Fixed32 = 5,
+}
+
+/// Bytes needed for `value` as a varint (1 to 10).
+#[inline(always)]
+pub(crate) fn varint_len(value: u64) -> usize {
+    // Same formula as prost: ceil(significant_bits / 7), at least 1.
+    ((((value | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
+}
+
+/// A field key (field number + wire type), pre-encoded once per column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag {
+    bytes: [u8; 5],
+    len: u8,
+}
+
+impl Tag {
+    pub(crate) fn new(field_number: u32, wire_type: WireType) -> Self {
+        let mut key = (u64::from(field_number) << 3) | wire_type as u64;
+        let mut bytes = [0u8; 5];
+        let mut len = 0;
+        while key >= 0x80 {
+            bytes[len] = (key as u8) | 0x80;
+            key >>= 7;
+            len += 1;
+        }
+        bytes[len] = key as u8;
+        Self {
+            bytes,
+            len: len as u8 + 1,
+        }
+    }
+
+    /// Encoded length of the key.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// Writes into a buffer whose size was computed beforehand; `pos` is the next byte.
+pub(crate) struct Out<'a> {
+    buf: &'a mut [u8],
+    pub(crate) pos: usize,
+}
+
+impl<'a> Out<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    #[inline(always)]
+    pub(crate) fn tag(&mut self, tag: &Tag) {
+        if tag.len == 1 {
+            self.buf[self.pos] = tag.bytes[0];
+            self.pos += 1;
+        } else {
+            self.bytes(&tag.bytes[..tag.len()]);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.buf[self.pos] = (value as u8) | 0x80;
+            value >>= 7;
+            self.pos += 1;
+        }
+        self.buf[self.pos] = value as u8;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        self.buf[self.pos..end].copy_from_slice(bytes);
+        self.pos = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_prost() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX, i64::MAX as u64] {
+            assert_eq!(varint_len(value), prost::encoding::encoded_len_varint(value), "{value}");
+            let mut buf = vec![0u8; varint_len(value)];
+            Out::new(&mut buf).varint(value);
+            let mut expected = Vec::new();
+            prost::encoding::encode_varint(value, &mut expected);
+            assert_eq!(buf, expected);
+        }
+    }
+
+    #[test]
+    fn tags_encode_the_key() {
+        let tag = Tag::new(2000, WireType::LengthDelimited);
+        let mut buf = vec![0u8; tag.len()];
+        Out::new(&mut buf).tag(&tag);
+        let mut expected = Vec::new();
+        prost::encoding::encode_key(2000, prost::encoding::WireType::LengthDelimited, &mut expected);
+        assert_eq!(buf, expected);
+        assert_eq!(Tag::new(1, WireType::Varint).len(), 1);
+    }
+}
