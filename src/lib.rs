@@ -1,11 +1,47 @@
-//! arrow-zerobus-sdk-wrapper (work in progress skeleton).
+//! Send Apache Arrow data to Databricks **Zerobus**, the direct-ingest service that lands
+//! rows in Delta tables.
+//!
+//! Hand a [`ZerobusWrapper`] an Arrow [`RecordBatch`](arrow::array::RecordBatch): the protobuf
+//! schema is generated from the Arrow schema ([`schema`]), rows are encoded straight from
+//! the Arrow columns ([`encode`]), and the [`TransmissionResult`] says what became of every
+//! row: no row is ever lost silently.
+//!
+//! ```text
+//! RecordBatch ─► schema (validate, descriptor, cached) ─► encode (columnar, per-row errors)
+//!                                                          ├─► debug files (.arrows, .pb)
+//!                                                          ▼
+//!                                                  transport ─► TransmissionResult
+//! ```
+//!
+//! # Modules
+//! - [`config`]: [`WrapperConfiguration`], its builder, YAML and environment loading.
+//! - [`schema`]: Arrow schema → validated [`schema::TableSchema`] → proto2 descriptor.
+//! - [`encode`]: the columnar encoder, [`encode::RowEncoder`] → [`encode::EncodedBatch`].
+//! - [`result`]: [`TransmissionResult`] and [`ErrorStatistics`].
+//! - [`debug`]: Arrow IPC and length-delimited protobuf debug files, rotation, retention.
+//! - [`error`]: [`ZerobusError`], retryable or not.
+//!
+//! # Cargo features
+//! None yet: the core (this crate's default build) needs only Arrow, prost and tokio.
+//! The network transport, the local Zerobus server, the DataFusion sink and the Python
+//! bindings arrive behind their own features so that the core stays quick to build.
+//!
+//! # Writer-disabled mode
+//! With [`WrapperConfiguration::with_zerobus_writer_disabled`] the wrapper validates,
+//! encodes and writes debug files without any network access or credentials: see
+//! [`ZerobusWrapper`] for an example.
 
 pub mod config;
+pub mod debug;
 pub mod encode;
 pub mod error;
 pub mod result;
 pub mod schema;
+mod transport;
+mod wrapper;
 
 pub use config::{OtlpConfig, WrapperConfiguration};
+pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};
+pub use wrapper::ZerobusWrapper;

@@ -3,9 +3,9 @@
 use arrow::array::{Array, AsArray, RunArray, StringArray};
 use arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Date64Type, Float16Type, Float32Type, Float64Type,
-    Int16Type, Int32Type, Int64Type, Int8Type, RunEndIndexType, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, RunEndIndexType, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 
 use super::codec::{BoxedCodec, OnNull};
@@ -50,9 +50,21 @@ pub(crate) fn codec<'a>(
         A::Date32 => varint::<Date32Type, _>(array, n, on_null, Widen),
         A::Date64 => varint::<Date64Type, _>(array, n, on_null, Date64ToDays),
         A::Timestamp(unit, _) => timestamp(array, unit, n, on_null),
-        A::Float16 => Box::new(FixedCodec::<Float16Type, f32>::new(array.as_primitive(), n, on_null)),
-        A::Float32 => Box::new(FixedCodec::<Float32Type, f32>::new(array.as_primitive(), n, on_null)),
-        A::Float64 => Box::new(FixedCodec::<Float64Type, f64>::new(array.as_primitive(), n, on_null)),
+        A::Float16 => Box::new(FixedCodec::<Float16Type, f32>::new(
+            array.as_primitive(),
+            n,
+            on_null,
+        )),
+        A::Float32 => Box::new(FixedCodec::<Float32Type, f32>::new(
+            array.as_primitive(),
+            n,
+            on_null,
+        )),
+        A::Float64 => Box::new(FixedCodec::<Float64Type, f64>::new(
+            array.as_primitive(),
+            n,
+            on_null,
+        )),
         A::Utf8 => Box::new(BytesCodec::new(array.as_string::<i32>(), n, on_null)),
         A::LargeUtf8 => Box::new(BytesCodec::new(array.as_string::<i64>(), n, on_null)),
         A::Utf8View => Box::new(BytesCodec::new(array.as_string_view(), n, on_null)),
@@ -138,13 +150,23 @@ pub(crate) fn codec<'a>(
                 ],
             );
             let ranges = ElementRanges::Offsets32(map.value_offsets());
-            Box::new(RepeatedCodec::new(map.nulls(), on_null, ranges, Box::new(entry)))
+            Box::new(RepeatedCodec::new(
+                map.nulls(),
+                on_null,
+                ranges,
+                Box::new(entry),
+            ))
         }
         A::Dictionary(_, _) => {
             let dictionary = array.as_any_dictionary();
             let values = codec(dictionary.values().as_ref(), n, on_null)?;
             let index = dictionary.normalized_keys();
-            Box::new(IndirectCodec::new(dictionary.keys().nulls(), on_null, index, values))
+            Box::new(IndirectCodec::new(
+                dictionary.keys().nulls(),
+                on_null,
+                index,
+                values,
+            ))
         }
         A::RunEndEncoded(run_ends, _) => match run_ends.data_type() {
             A::Int16 => run_end::<Int16Type>(array, n, on_null)?,
@@ -191,8 +213,14 @@ fn repeated<'a>(
     values: &'a dyn Array,
     n: u32,
 ) -> Result<BoxedCodec<'a>, ZerobusError> {
-    let element = codec(values, n, OnNull::Reject(ConversionErrorKind::NullListElement))?;
-    Ok(Box::new(RepeatedCodec::new(nulls, on_null, ranges, element)))
+    let element = codec(
+        values,
+        n,
+        OnNull::Reject(ConversionErrorKind::NullListElement),
+    )?;
+    Ok(Box::new(RepeatedCodec::new(
+        nulls, on_null, ranges, element,
+    )))
 }
 
 fn run_end<'a, R: RunEndIndexType>(
@@ -206,7 +234,10 @@ fn run_end<'a, R: RunEndIndexType>(
         .ok_or_else(|| {
             ZerobusError::conversion(
                 ConversionErrorKind::SchemaMismatch,
-                format!("expected a run-end encoded array, found {}", array.data_type()),
+                format!(
+                    "expected a run-end encoded array, found {}",
+                    array.data_type()
+                ),
             )
         })?;
     let logical: Vec<u64> = (0..run.len() as u64).collect();

@@ -145,7 +145,9 @@ mod tests {
 
     #[test]
     fn rejected_nulls_explain_themselves() {
-        let err = OnNull::Reject(ConversionErrorKind::NullListElement).size().unwrap_err();
+        let err = OnNull::Reject(ConversionErrorKind::NullListElement)
+            .size()
+            .unwrap_err();
         assert!(err.detail.contains("repeated fields cannot hold nulls"));
         assert_eq!(OnNull::Absent.size(), Ok(0));
     }

@@ -216,7 +216,8 @@ fn too_large(row: usize, size: usize, limit: usize) -> (usize, ConversionFailure
         "row {row}: record of {size} bytes exceeds Zerobus limit of {limit} bytes \
          (max_record_size_bytes)"
     );
-    let failure = ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(row);
+    let failure =
+        ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(row);
     (row, failure)
 }
 

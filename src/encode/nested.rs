@@ -64,9 +64,18 @@ impl FieldCodec for MessageCodec<'_> {
 pub(crate) enum ElementRanges<'a> {
     Offsets32(&'a [i32]),
     Offsets64(&'a [i64]),
-    Fixed { length: usize, first: usize },
-    Views32 { offsets: &'a [i32], sizes: &'a [i32] },
-    Views64 { offsets: &'a [i64], sizes: &'a [i64] },
+    Fixed {
+        length: usize,
+        first: usize,
+    },
+    Views32 {
+        offsets: &'a [i32],
+        sizes: &'a [i32],
+    },
+    Views64 {
+        offsets: &'a [i64],
+        sizes: &'a [i64],
+    },
 }
 
 impl ElementRanges<'_> {

@@ -367,10 +367,20 @@ mod tests {
         assert_eq!(Date64ToDays.to_varint(86_400_000 * 3 + 5), Ok(3));
         assert!(Date64ToDays.to_varint(i64::MAX).is_err());
 
-        let from_seconds = ToMicros { multiply: 1_000_000, divide: 1 };
+        let from_seconds = ToMicros {
+            multiply: 1_000_000,
+            divide: 1,
+        };
         assert_eq!(from_seconds.to_varint(2), Ok(2_000_000));
         assert!(from_seconds.to_varint(i64::MAX / 10).is_err());
-        let from_nanos = ToMicros { multiply: 1, divide: 1_000 };
-        assert_eq!(from_nanos.to_varint(-1), Ok(-1i64 as u64), "floors towards -inf");
+        let from_nanos = ToMicros {
+            multiply: 1,
+            divide: 1_000,
+        };
+        assert_eq!(
+            from_nanos.to_varint(-1),
+            Ok(-1i64 as u64),
+            "floors towards -inf"
+        );
     }
 }

@@ -17,7 +17,10 @@ fn encode(columns: Vec<(&str, ArrayRef)>) -> EncodedBatch {
 
 #[test]
 fn negative_int32_is_sign_extended_to_ten_bytes() {
-    let encoded = encode(vec![("v", Arc::new(Int32Array::from(vec![-1])) as ArrayRef)]);
+    let encoded = encode(vec![(
+        "v",
+        Arc::new(Int32Array::from(vec![-1])) as ArrayRef,
+    )]);
     let mut expected = vec![0x08];
     prost::encoding::encode_varint(-1i64 as u64, &mut expected);
     assert_eq!(encoded.record(0).unwrap(), expected);
@@ -35,7 +38,11 @@ fn out_of_range_rows_fail_alone() {
     assert_eq!(*row, 1);
     assert_eq!(failure.kind, ConversionErrorKind::ValueOutOfRange);
     assert_eq!(failure.column.as_deref(), Some("big"));
-    assert!(failure.message.starts_with("row 1, column `big`:"), "{}", failure.message);
+    assert!(
+        failure.message.starts_with("row 1, column `big`:"),
+        "{}",
+        failure.message
+    );
     assert!(encoded.record(1).is_none());
     assert_eq!(encoded.record(2).unwrap(), &[0x08, 0x03]);
     let rows: Vec<usize> = encoded.records().map(|(row, _)| row).collect();
@@ -55,7 +62,10 @@ fn null_list_elements_fail_the_row_with_a_path() {
     let encoded = encode(vec![("xs", Arc::new(lists) as ArrayRef)]);
     assert_eq!(encoded.failures().len(), 1);
     let (row, failure) = &encoded.failures()[0];
-    assert_eq!((*row, failure.kind), (1, ConversionErrorKind::NullListElement));
+    assert_eq!(
+        (*row, failure.kind),
+        (1, ConversionErrorKind::NullListElement)
+    );
     assert_eq!(failure.column.as_deref(), Some("xs[1]"));
     // Unpacked repeated field: one key per element.
     assert_eq!(encoded.record(0).unwrap(), &[0x08, 1, 0x08, 2]);
@@ -75,17 +85,23 @@ fn records_over_the_limit_fail_with_the_readme_message() {
     let (row, failure) = &encoded.failures()[0];
     assert_eq!(*row, 1);
     assert_eq!(failure.kind, ConversionErrorKind::RecordTooLarge);
-    assert!(failure.contains("exceeds Zerobus limit of 50 bytes"), "{}", failure.message);
-    assert!(failure.contains("record of 102 bytes"), "{}", failure.message);
+    assert!(
+        failure.contains("exceeds Zerobus limit of 50 bytes"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.contains("record of 102 bytes"),
+        "{}",
+        failure.message
+    );
 }
 
 #[test]
 fn a_batch_of_another_schema_is_rejected() {
-    let batch = RecordBatch::try_from_iter(vec![(
-        "a",
-        Arc::new(Int32Array::from(vec![1])) as ArrayRef,
-    )])
-    .unwrap();
+    let batch =
+        RecordBatch::try_from_iter(vec![("a", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
+            .unwrap();
     let other = Schema::new(vec![Field::new("a", DataType::Int64, true)]);
     let schema = Arc::new(TableSchema::try_new(Arc::new(other), "t").unwrap());
     let err = RowEncoder::new(schema).encode(&batch).unwrap_err();
@@ -97,7 +113,10 @@ fn a_batch_of_another_schema_is_rejected() {
 
 #[test]
 fn empty_batches_encode_to_nothing() {
-    let encoded = encode(vec![("a", Arc::new(Int32Array::from(Vec::<i32>::new())) as ArrayRef)]);
+    let encoded = encode(vec![(
+        "a",
+        Arc::new(Int32Array::from(Vec::<i32>::new())) as ArrayRef,
+    )]);
     assert_eq!(encoded.num_rows(), 0);
     assert_eq!(encoded.records().count(), 0);
     assert!(encoded.failures().is_empty());

@@ -93,8 +93,22 @@ mod tests {
 
     #[test]
     fn varint_lengths_match_prost() {
-        for value in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX, i64::MAX as u64] {
-            assert_eq!(varint_len(value), prost::encoding::encoded_len_varint(value), "{value}");
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+            i64::MAX as u64,
+        ] {
+            assert_eq!(
+                varint_len(value),
+                prost::encoding::encoded_len_varint(value),
+                "{value}"
+            );
             let mut buf = vec![0u8; varint_len(value)];
             Out::new(&mut buf).varint(value);
             let mut expected = Vec::new();
@@ -109,7 +123,11 @@ mod tests {
         let mut buf = vec![0u8; tag.len()];
         Out::new(&mut buf).tag(&tag);
         let mut expected = Vec::new();
-        prost::encoding::encode_key(2000, prost::encoding::WireType::LengthDelimited, &mut expected);
+        prost::encoding::encode_key(
+            2000,
+            prost::encoding::WireType::LengthDelimited,
+            &mut expected,
+        );
         assert_eq!(buf, expected);
         assert_eq!(Tag::new(1, WireType::Varint).len(), 1);
     }

@@ -102,7 +102,11 @@ fn field(
     };
     let type_name = match value_type {
         DeltaType::Struct(fields) => {
-            let suffix = if label == Label::Repeated { "Element" } else { "" };
+            let suffix = if label == Label::Repeated {
+                "Element"
+            } else {
+                ""
+            };
             let name = names.unique(format!("{}{suffix}", camel_case(&path.replace('.', "_"))));
             scope.push(message(name.clone(), fields, Some(path), names));
             Some(name)

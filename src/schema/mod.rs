@@ -166,14 +166,19 @@ impl SchemaCache {
         let find = |recent: &[Arc<TableSchema>]| {
             recent
                 .iter()
-                .find(|s| Arc::ptr_eq(&s.arrow_schema, arrow_schema) || s.arrow_schema == *arrow_schema)
+                .find(|s| {
+                    Arc::ptr_eq(&s.arrow_schema, arrow_schema) || s.arrow_schema == *arrow_schema
+                })
                 .cloned()
         };
         if let Some(hit) = find(&self.lock()) {
             return Ok(hit);
         }
         // Built outside the lock: concurrent first sights of one schema may both build it.
-        let built = Arc::new(TableSchema::try_new(arrow_schema.clone(), &self.table_name)?);
+        let built = Arc::new(TableSchema::try_new(
+            arrow_schema.clone(),
+            &self.table_name,
+        )?);
         let mut recent = self.lock();
         if recent.len() == CACHED_SCHEMAS {
             recent.remove(0);
@@ -184,7 +189,9 @@ impl SchemaCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<TableSchema>>> {
         // The cache holds no invariant a panic could break, so a poisoned lock is still usable.
-        self.recent.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.recent
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -213,7 +220,11 @@ mod tests {
         Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("address", DataType::Struct(address), true),
-            Field::new("points", DataType::new_list(DataType::Struct(point), true), true),
+            Field::new(
+                "points",
+                DataType::new_list(DataType::Struct(point), true),
+                true,
+            ),
             Field::new_map(
                 "tags",
                 "entries",
@@ -239,7 +250,9 @@ mod tests {
         assert_eq!(numbers, [1, 2, 3, 4, 5]);
 
         let address = message.get_field_by_name("address").unwrap();
-        let Kind::Message(address) = address.kind() else { panic!() };
+        let Kind::Message(address) = address.kind() else {
+            panic!()
+        };
         let geo = address.get_field_by_name("geo").unwrap();
         assert!(matches!(geo.kind(), Kind::Message(m) if m.fields().count() == 2));
 
@@ -247,10 +260,7 @@ mod tests {
         assert!(points.is_list());
         let tags = message.get_field_by_name("tags").unwrap();
         assert!(tags.is_map());
-        assert_eq!(
-            message.get_field_by_name("ts").unwrap().kind(),
-            Kind::Int64
-        );
+        assert_eq!(message.get_field_by_name("ts").unwrap().kind(), Kind::Int64);
         // Every type reference is a bare name: nothing points outside the descriptor.
         let text = format!("{:?}", schema.descriptor());
         assert!(!text.contains("type_name: Some(\"."), "{text}");

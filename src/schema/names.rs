@@ -64,7 +64,9 @@ pub(crate) fn check_unique_names<'a>(
 
 /// A schema-level conversion error about the column at `path`.
 pub(crate) fn schema_error(kind: ConversionErrorKind, path: &str, message: String) -> ZerobusError {
-    ConversionFailure::new(kind, message).with_column(path).into()
+    ConversionFailure::new(kind, message)
+        .with_column(path)
+        .into()
 }
 
 /// `parent.name`, or `name` at the top level.

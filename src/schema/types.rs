@@ -26,7 +26,7 @@ use arrow::datatypes::{DataType, Field, Fields, IntervalUnit};
 use prost_types::field_descriptor_proto::Type as ProtoType;
 
 use super::names::{check_column_name, check_unique_names, join_path, schema_error};
-use super::{MAX_NESTING_DEPTH, TableColumn};
+use super::{TableColumn, MAX_NESTING_DEPTH};
 use crate::error::{ConversionErrorKind, ZerobusError};
 
 /// Delta's largest decimal precision.
@@ -195,7 +195,11 @@ pub(crate) fn delta_type(
         | A::LargeListView(element) => array(element, path, nested(depth, path)?)?,
         A::Struct(fields) => {
             if fields.is_empty() {
-                return Err(unsupported(path, data_type, "a struct needs at least one field"));
+                return Err(unsupported(
+                    path,
+                    data_type,
+                    "a struct needs at least one field",
+                ));
             }
             DeltaType::Struct(map_fields(fields, Some(path), nested(depth, path)?)?)
         }
@@ -267,10 +271,18 @@ fn array(element: &Field, path: &str, depth: usize) -> Result<DeltaType, Zerobus
 
 fn map(entries: &Field, path: &str, depth: usize) -> Result<DeltaType, ZerobusError> {
     let DataType::Struct(kv) = entries.data_type() else {
-        return Err(unsupported(path, entries.data_type(), "map entries must be a struct"));
+        return Err(unsupported(
+            path,
+            entries.data_type(),
+            "map entries must be a struct",
+        ));
     };
     if kv.len() != 2 {
-        return Err(unsupported(path, entries.data_type(), "map entries need exactly a key and a value"));
+        return Err(unsupported(
+            path,
+            entries.data_type(),
+            "map entries need exactly a key and a value",
+        ));
     }
     let key = delta_type(kv[0].data_type(), path, depth)?;
     let value = delta_type(kv[1].data_type(), path, depth)?;
@@ -358,7 +370,10 @@ mod tests {
             (A::Utf8View, "STRING"),
             (A::FixedSizeBinary(3), "BINARY"),
             (A::Date64, "DATE"),
-            (A::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())), "TIMESTAMP"),
+            (
+                A::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+                "TIMESTAMP",
+            ),
             (A::Timestamp(TimeUnit::Second, None), "TIMESTAMP_NTZ"),
             (A::Decimal256(38, 4), "DECIMAL(38,4)"),
             (A::Null, "VOID"),

@@ -1,0 +1,295 @@
+//! [`ZerobusWrapper`]: the one pipeline every entry point feeds.
+//!
+//! `send_batch` runs schema → encode → debug output → transport → result. The schema's
+//! descriptor is built once per Arrow schema and cached; encoding never aborts a batch for
+//! a bad row; every input row ends either delivered or in
+//! [`TransmissionResult::failed_rows`] with its reason.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+
+use crate::config::WrapperConfiguration;
+use crate::debug::{DebugSettings, DebugWriter};
+use crate::encode::{EncodedBatch, RowEncoder};
+use crate::error::ZerobusError;
+use crate::result::TransmissionResult;
+use crate::schema::{SchemaCache, TableSchema};
+use crate::transport::{DisabledTransport, Transport};
+
+/// Sends Arrow [`RecordBatch`]es to a Zerobus table.
+///
+/// Cheap to clone (clones share one pipeline), `Send + Sync`, and safe to call from many
+/// tasks at once.
+///
+/// In writer-disabled mode ([`WrapperConfiguration::with_zerobus_writer_disabled`]) it
+/// validates, encodes and writes the debug files, and reports per-row outcomes, with no
+/// network access and no credentials:
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{Int64Array, RecordBatch, StringArray};
+/// use arrow::datatypes::{DataType, Field, Schema};
+/// use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let config = WrapperConfiguration::new("https://workspace.cloud.databricks.com", "my_table")
+///     .with_debug_output(dir.path().to_path_buf())
+///     .with_zerobus_writer_disabled(true);
+/// let wrapper = ZerobusWrapper::new(config).await?;
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("id", DataType::Int64, false),
+///     Field::new("name", DataType::Utf8, true),
+/// ]));
+/// let batch = RecordBatch::try_new(schema, vec![
+///     Arc::new(Int64Array::from(vec![1, 2, 3])),
+///     Arc::new(StringArray::from(vec!["Alice", "Bob", "Charlie"])),
+/// ])?;
+/// let result = wrapper.send_batch(batch).await?;
+/// assert!(result.success);
+/// assert_eq!(result.successful_count, 3);
+///
+/// wrapper.shutdown().await?;
+/// assert!(dir.path().join("zerobus/arrow/my_table.arrows").exists());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ZerobusWrapper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: WrapperConfiguration,
+    schemas: SchemaCache,
+    debug: Option<DebugWriter>,
+    transport: Box<dyn Transport>,
+    shut_down: AtomicBool,
+}
+
+impl fmt::Debug for ZerobusWrapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The configuration's Debug output redacts the client secret.
+        f.debug_struct("ZerobusWrapper")
+            .field("config", &self.inner.config)
+            .field("transport", &self.inner.transport)
+            .field("shut_down", &self.inner.shut_down)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZerobusWrapper {
+    /// Validates `config` and sets up the pipeline.
+    ///
+    /// # Errors
+    /// [`ZerobusError::ConfigurationError`] naming the option at fault;
+    /// [`ZerobusError::IoError`] if the debug output directory cannot be created.
+    pub async fn new(config: WrapperConfiguration) -> Result<Self, ZerobusError> {
+        config.validate()?;
+        let debug = debug_settings(&config)
+            .map(|settings| DebugWriter::new(settings, &config.table_name))
+            .transpose()?;
+        let transport = transport_for(&config)?;
+        tracing::debug!(
+            table = %config.table_name,
+            writer_disabled = config.zerobus_writer_disabled,
+            debug_arrow = config.debug_arrow_active(),
+            debug_protobuf = config.debug_protobuf_active(),
+            "ZerobusWrapper ready"
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                schemas: SchemaCache::new(config.table_name.clone()),
+                config,
+                debug,
+                transport,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Sends `batch` and reports what became of every row.
+    ///
+    /// Rows that cannot be encoded (a value out of range, a null list element, a record over
+    /// the size limit, ...) do not stop the others: they are listed in
+    /// [`TransmissionResult::failed_rows`] with the column and reason, and
+    /// [`TransmissionResult::extract_failed_batch`] returns them as a quarantine batch.
+    ///
+    /// # Errors
+    /// Problems that concern the whole batch rather than some rows: a schema Zerobus cannot
+    /// take (unsupported type, bad column name, more than 2000 columns), a wrapper that was
+    /// shut down, and in writer-disabled mode a debug file that cannot be written.
+    pub async fn send_batch(&self, batch: RecordBatch) -> Result<TransmissionResult, ZerobusError> {
+        let started = Instant::now();
+        self.ensure_open()?;
+        let inner = &self.inner;
+        let schema = inner.schemas.get(batch.schema_ref())?;
+        let encoded = RowEncoder::new(schema.clone())
+            .with_max_record_size(inner.config.max_record_size_bytes)
+            .encode(&batch)?;
+        self.write_debug(&schema, &batch, &encoded)?;
+
+        let report = inner.transport.send(&schema, &encoded).await?;
+        let mut failed_rows = encoded.row_errors();
+        failed_rows.extend(report.failed_rows);
+        let sent_bytes = encoded_bytes_of_successful_rows(&encoded, &failed_rows);
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let result = TransmissionResult::from_row_outcomes(
+            batch.num_rows(),
+            failed_rows,
+            report.attempts,
+            Some(latency_ms),
+            sent_bytes,
+        );
+        tracing::debug!(
+            table = %inner.config.table_name,
+            rows = result.total_rows,
+            failed = result.failed_count,
+            bytes = result.batch_size_bytes,
+            latency_ms,
+            "batch processed"
+        );
+        Ok(result)
+    }
+
+    /// Waits until everything sent so far is durable and flushes the debug files.
+    pub async fn flush(&self) -> Result<(), ZerobusError> {
+        self.ensure_open()?;
+        self.inner.transport.flush().await?;
+        if let Some(debug) = &self.inner.debug {
+            debug.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, closes the transport and finishes the debug files. Later calls to
+    /// `send_batch` and `flush` fail with [`ZerobusError::ShutdownError`]; calling
+    /// `shutdown` again does nothing.
+    pub async fn shutdown(&self) -> Result<(), ZerobusError> {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let transport = self.inner.transport.shutdown().await;
+        let debug = self
+            .inner
+            .debug
+            .as_ref()
+            .map_or(Ok(()), DebugWriter::shutdown);
+        transport.and(debug)
+    }
+
+    /// The configuration this wrapper runs with.
+    pub fn config(&self) -> &WrapperConfiguration {
+        &self.inner.config
+    }
+
+    fn ensure_open(&self) -> Result<(), ZerobusError> {
+        if self.inner.shut_down.load(Ordering::SeqCst) {
+            return Err(ZerobusError::ShutdownError(format!(
+                "the wrapper for table {} was shut down; create a new one",
+                self.inner.config.table_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the batch as received (Arrow) and the records that encoded (protobuf).
+    ///
+    /// In writer-disabled mode the debug files are the product, so a failure is an error;
+    /// otherwise it must not stop ingestion and is logged instead.
+    fn write_debug(
+        &self,
+        schema: &TableSchema,
+        batch: &RecordBatch,
+        encoded: &EncodedBatch,
+    ) -> Result<(), ZerobusError> {
+        let Some(debug) = &self.inner.debug else {
+            return Ok(());
+        };
+        let written = debug.write_arrow(batch).and_then(|()| {
+            let records = encoded.records().map(|(_, record)| record);
+            debug.write_protobuf(&schema.file_descriptor_set(), records)
+        });
+        match written {
+            Err(error) if !self.inner.config.zerobus_writer_disabled => {
+                tracing::warn!(%error, "debug output failed; ingestion continues");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+fn debug_settings(config: &WrapperConfiguration) -> Option<DebugSettings> {
+    let arrow_enabled = config.debug_arrow_active();
+    let protobuf_enabled = config.debug_protobuf_active();
+    if !(arrow_enabled || protobuf_enabled) {
+        return None;
+    }
+    Some(DebugSettings {
+        // validate() guarantees a directory whenever a format is active.
+        output_dir: config.debug_output_dir.clone()?,
+        arrow_enabled,
+        protobuf_enabled,
+        max_file_size: config.debug_max_file_size,
+        rotation_interval: config
+            .debug_rotation_interval_secs
+            .map(std::time::Duration::from_secs),
+        max_files_retained: config.debug_max_files_retained,
+        flush_interval: std::time::Duration::from_secs(config.debug_flush_interval_secs),
+    })
+}
+
+fn transport_for(config: &WrapperConfiguration) -> Result<Box<dyn Transport>, ZerobusError> {
+    if config.zerobus_writer_disabled {
+        return Ok(Box::new(DisabledTransport));
+    }
+    Err(ZerobusError::ConfigurationError(
+        "zerobus_writer_disabled: this version has no network transport yet, so only the \
+         writer-disabled mode is available; call with_zerobus_writer_disabled(true) (debug \
+         output then shows what would be sent)"
+            .to_string(),
+    ))
+}
+
+/// Bytes of the records that were delivered: the encoded rows minus those the transport
+/// reported as failed.
+fn encoded_bytes_of_successful_rows(
+    encoded: &EncodedBatch,
+    failed_rows: &[(usize, ZerobusError)],
+) -> usize {
+    let undelivered: usize = failed_rows
+        .iter()
+        .filter_map(|(row, _)| encoded.record(*row))
+        .map(<[u8]>::len)
+        .sum();
+    encoded.encoded_len() - undelivered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapper_is_send_sync_and_clone() {
+        fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+        assert_traits::<ZerobusWrapper>();
+    }
+
+    #[tokio::test]
+    async fn writer_enabled_mode_explains_what_is_missing() {
+        let config = WrapperConfiguration::new("http://127.0.0.1:1", "t");
+        let err = ZerobusWrapper::new(config).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("with_zerobus_writer_disabled(true)"),
+            "{err}"
+        );
+    }
+}
