@@ -45,3 +45,13 @@ pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};
 pub use wrapper::ZerobusWrapper;
+
+/// The README's Rust examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The configuration guide's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+struct ConfigurationDoctests;
