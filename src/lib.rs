@@ -36,6 +36,7 @@ pub mod debug;
 pub mod encode;
 pub mod error;
 pub mod result;
+mod rows;
 pub mod schema;
 mod transport;
 mod wrapper;

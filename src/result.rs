@@ -13,6 +13,7 @@ use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
+use crate::rows::rows_except;
 
 /// The outcome of sending one [`RecordBatch`].
 ///
@@ -379,17 +380,7 @@ fn normalize_failed_rows(
 
 /// The indices in `0..total_rows` missing from `failed_rows` (sorted and unique).
 fn complement(total_rows: usize, failed_rows: &[(usize, ZerobusError)]) -> Vec<usize> {
-    let mut failed = failed_rows.iter().map(|(row, _)| *row).peekable();
-    (0..total_rows)
-        .filter(|row| {
-            if failed.peek() == Some(row) {
-                failed.next();
-                false
-            } else {
-                true
-            }
-        })
-        .collect()
+    rows_except(total_rows, failed_rows.iter().map(|(row, _)| *row)).collect()
 }
 
 /// `(success_rate, failure_rate)`; `(1.0, 0.0)` for an empty batch.

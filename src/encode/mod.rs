@@ -47,6 +47,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
+use crate::rows::rows_except;
 use crate::schema::TableSchema;
 use codec::{Rows, ValueError};
 
@@ -150,7 +151,7 @@ impl RowEncoder {
         let which = if failures.is_empty() {
             Rows::All(rows)
         } else {
-            ok_rows = ok_row_indices(rows, &failures);
+            ok_rows = rows_except(rows, failures.iter().map(|(row, _)| *row)).collect();
             Rows::Only(&ok_rows)
         };
         for codec in &codecs {
@@ -186,20 +187,6 @@ impl RowEncoder {
             ),
         ))
     }
-}
-
-fn ok_row_indices(rows: usize, failures: &[(usize, ConversionFailure)]) -> Vec<usize> {
-    let mut failed = failures.iter().map(|(row, _)| *row).peekable();
-    (0..rows)
-        .filter(|row| {
-            if failed.peek() == Some(row) {
-                failed.next();
-                false
-            } else {
-                true
-            }
-        })
-        .collect()
 }
 
 fn value_failure(row: usize, column: &str, error: ValueError) -> (usize, ConversionFailure) {
@@ -246,14 +233,9 @@ impl EncodedBatch {
 
     /// `(row, record)` for every row that encoded, in row order.
     pub fn records(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
-        let mut failed = self.failures.iter().map(|(row, _)| *row).peekable();
-        (0..self.num_rows()).filter_map(move |row| {
-            if failed.peek() == Some(&row) {
-                failed.next();
-                return None;
-            }
-            Some((row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
-        })
+        let failed = self.failures.iter().map(|(row, _)| *row);
+        rows_except(self.num_rows(), failed)
+            .map(|row| (row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
     }
 
     /// The rows that could not be encoded, in row order, one entry per row.
