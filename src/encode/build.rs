@@ -160,7 +160,12 @@ pub(crate) fn codec<'a>(
         A::Dictionary(_, _) => {
             let dictionary = array.as_any_dictionary();
             let values = codec(dictionary.values().as_ref(), n, on_null)?;
-            let index = dictionary.normalized_keys();
+            // `normalized_keys` panics on an empty dictionary; then every key is null.
+            let index = if dictionary.values().is_empty() {
+                vec![0; array.len()]
+            } else {
+                dictionary.normalized_keys()
+            };
             Box::new(IndirectCodec::new(
                 dictionary.keys().nulls(),
                 on_null,

@@ -86,10 +86,10 @@ pub(crate) fn is_null(nulls: Option<&NullBuffer>, i: usize) -> bool {
     nulls.is_some_and(|nulls| nulls.is_null(i))
 }
 
-/// Which rows a write pass covers: all of them, or the listed ones (the others failed).
-#[derive(Debug, Clone, Copy)]
+/// Which rows a write pass covers: a range of rows, or the listed ones (the others failed).
+#[derive(Debug, Clone)]
 pub(crate) enum Rows<'r> {
-    All(usize),
+    Range(std::ops::Range<usize>),
     Only(&'r [usize]),
 }
 
@@ -102,17 +102,23 @@ pub(crate) trait FieldCodec {
     /// and writes exactly that many bytes.
     fn write(&self, i: usize, out: &mut Out<'_>);
 
-    /// Adds the field's size for each row to `sizes`; failed rows go to `failures`.
-    fn size_column(&self, sizes: &mut [usize], failures: &mut Vec<(usize, ValueError)>) {
-        for (i, size) in sizes.iter_mut().enumerate() {
+    /// Adds the field's size for each row of `rows` to `sizes` (indexed by row); rows that
+    /// fail go to `failures`.
+    fn size_column(
+        &self,
+        rows: std::ops::Range<usize>,
+        sizes: &mut [usize],
+        failures: &mut Vec<(usize, ValueError)>,
+    ) {
+        for i in rows {
             match self.size(i) {
-                Ok(n) => *size += n,
+                Ok(n) => sizes[i] += n,
                 Err(error) => failures.push((i, error)),
             }
         }
     }
 
-    /// Writes the field of each row at that row's cursor and advances the cursor.
+    /// Writes the field of each row of `rows` at that row's cursor and advances the cursor.
     fn write_column(&self, rows: Rows<'_>, buf: &mut [u8], cursors: &mut [usize]) {
         let mut out = Out::new(buf);
         let mut one = |i: usize| {
@@ -121,7 +127,7 @@ pub(crate) trait FieldCodec {
             cursors[i] = out.pos;
         };
         match rows {
-            Rows::All(n) => (0..n).for_each(&mut one),
+            Rows::Range(range) => range.for_each(&mut one),
             Rows::Only(rows) => rows.iter().copied().for_each(one),
         }
     }

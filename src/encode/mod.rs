@@ -2,6 +2,8 @@
 //! written straight from the Arrow columns.
 //!
 //! Two passes, each column by column:
+//! Both passes go over blocks of rows that fit in cache, and within a block column by column:
+//!
 //! 1. **size**: every column adds its field's encoded size to each row's total and reports
 //!    values it cannot encode (an unsigned value out of range, a null list element, ...).
 //!    Rows over the size limit fail too. Failed rows get no bytes.
@@ -117,13 +119,15 @@ impl RowEncoder {
         let mut sizes = vec![0usize; rows];
         let mut failures = Vec::new();
         let mut column_failures = Vec::new();
-        for (codec, field) in codecs.iter().zip(fields.iter()) {
-            codec.size_column(&mut sizes, &mut column_failures);
-            failures.extend(
-                column_failures
-                    .drain(..)
-                    .map(|(row, error)| value_failure(row, field.name(), error)),
-            );
+        for block in blocks(rows) {
+            for (codec, field) in codecs.iter().zip(fields.iter()) {
+                codec.size_column(block.clone(), &mut sizes, &mut column_failures);
+                failures.extend(
+                    column_failures
+                        .drain(..)
+                        .map(|(row, error)| value_failure(row, field.name(), error)),
+                );
+            }
         }
         for (row, &size) in sizes.iter().enumerate() {
             if size > self.max_record_size {
@@ -147,15 +151,22 @@ impl RowEncoder {
         let mut data = vec![0u8; total];
         let mut cursors = sizes;
         cursors.copy_from_slice(&offsets[..rows]);
-        let ok_rows: Vec<usize>;
-        let which = if failures.is_empty() {
-            Rows::All(rows)
+        let ok_rows: Vec<usize> = if failures.is_empty() {
+            Vec::new()
         } else {
-            ok_rows = rows_except(rows, failures.iter().map(|(row, _)| *row)).collect();
-            Rows::Only(&ok_rows)
+            rows_except(rows, failures.iter().map(|(row, _)| *row)).collect()
         };
-        for codec in &codecs {
-            codec.write_column(which, &mut data, &mut cursors);
+        for block in blocks(rows) {
+            let which = if failures.is_empty() {
+                Rows::Range(block)
+            } else {
+                let start = ok_rows.partition_point(|&row| row < block.start);
+                let end = ok_rows.partition_point(|&row| row < block.end);
+                Rows::Only(&ok_rows[start..end])
+            };
+            for codec in &codecs {
+                codec.write_column(which.clone(), &mut data, &mut cursors);
+            }
         }
         debug_assert!(
             (0..rows).all(|r| cursors[r] == offsets[r + 1] || failures.iter().any(|f| f.0 == r)),
@@ -187,6 +198,17 @@ impl RowEncoder {
             ),
         ))
     }
+}
+
+/// Rows per block. Both passes go block by block, and within a block column by column, so
+/// the rows being written (a few hundred records) stay in cache while every column visits
+/// them: a whole-batch column pass would stream the entire output buffer once per column.
+const BLOCK_ROWS: usize = 256;
+
+fn blocks(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..rows)
+        .step_by(BLOCK_ROWS)
+        .map(move |start| start..(start + BLOCK_ROWS).min(rows))
 }
 
 fn value_failure(row: usize, column: &str, error: ValueError) -> (usize, ConversionFailure) {

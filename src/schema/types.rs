@@ -152,6 +152,16 @@ pub(crate) fn map_fields(
         .map(|(index, field)| {
             let path = join_path(parent, field.name());
             check_column_name(field.name(), &path)?;
+            if field.data_type() == &DataType::Null && !field.is_nullable() {
+                return Err(schema_error(
+                    ConversionErrorKind::UnsupportedType,
+                    &path,
+                    format!(
+                        "column `{path}`: type Null is declared NOT NULL, so it can never hold \
+                         a value; make it nullable or cast it to the target column's type"
+                    ),
+                ));
+            }
             Ok(TableColumn {
                 name: field.name().clone(),
                 field_number: u32::try_from(index + 1).expect("field count is bounded"),
@@ -428,6 +438,22 @@ mod tests {
         );
         let err = map_type(float_key).unwrap_err();
         assert!(err.to_string().contains("map keys"), "{err}");
+    }
+
+    #[test]
+    fn a_not_null_column_of_type_null_is_rejected() {
+        let fields = Fields::from(vec![Field::new("nothing", DataType::Null, false)]);
+        let err = map_fields(&fields, None, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`nothing`: type Null is declared NOT NULL"),
+            "{err}"
+        );
+        let fields = Fields::from(vec![Field::new("nothing", DataType::Null, true)]);
+        assert_eq!(
+            map_fields(&fields, None, 0).unwrap()[0].data_type,
+            DeltaType::Void
+        );
     }
 
     #[test]

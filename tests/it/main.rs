@@ -1,3 +1,5 @@
-//! Integration tests, gathered into one binary to save link time.
+//! The integration tests of the crate, gathered into one test binary to save link time.
 
+mod dynamic;
+mod roundtrip;
 mod writer_disabled;
