@@ -196,18 +196,19 @@ where
 }
 
 fn timestamp<'a>(array: &'a dyn Array, unit: &TimeUnit, n: u32, on_null: OnNull) -> BoxedCodec<'a> {
-    let (multiply, divide) = match unit {
-        TimeUnit::Second => (1_000_000, 1),
-        TimeUnit::Millisecond => (1_000, 1),
-        TimeUnit::Microsecond => (1, 1),
-        TimeUnit::Nanosecond => (1, 1_000),
-    };
-    let map = ToMicros { multiply, divide };
     match unit {
-        TimeUnit::Second => varint::<TimestampSecondType, _>(array, n, on_null, map),
-        TimeUnit::Millisecond => varint::<TimestampMillisecondType, _>(array, n, on_null, map),
-        TimeUnit::Microsecond => varint::<TimestampMicrosecondType, _>(array, n, on_null, map),
-        TimeUnit::Nanosecond => varint::<TimestampNanosecondType, _>(array, n, on_null, map),
+        TimeUnit::Second => {
+            varint::<TimestampSecondType, _>(array, n, on_null, ToMicros::<1_000_000, 1>)
+        }
+        TimeUnit::Millisecond => {
+            varint::<TimestampMillisecondType, _>(array, n, on_null, ToMicros::<1_000, 1>)
+        }
+        TimeUnit::Microsecond => {
+            varint::<TimestampMicrosecondType, _>(array, n, on_null, ToMicros::<1, 1>)
+        }
+        TimeUnit::Nanosecond => {
+            varint::<TimestampNanosecondType, _>(array, n, on_null, ToMicros::<1, 1_000>)
+        }
     }
 }
 

@@ -102,33 +102,59 @@ pub(crate) trait FieldCodec {
     /// and writes exactly that many bytes.
     fn write(&self, i: usize, out: &mut Out<'_>);
 
-    /// Adds the field's size for each row of `rows` to `sizes` (indexed by row); rows that
-    /// fail go to `failures`.
+    /// Adds the field's size for each row of `rows` to `sizes` (`sizes[k]` is row
+    /// `rows.start + k`); rows that fail go to `failures`.
     fn size_column(
         &self,
         rows: std::ops::Range<usize>,
         sizes: &mut [usize],
         failures: &mut Vec<(usize, ValueError)>,
     ) {
-        for i in rows {
-            match self.size(i) {
-                Ok(n) => sizes[i] += n,
-                Err(error) => failures.push((i, error)),
+        size_rows(self, rows, sizes, failures);
+    }
+
+    /// Writes the field of each row of `rows` at that row's cursor (`cursors[k]` is row
+    /// `first_row + k`) and advances the cursor.
+    fn write_column(
+        &self,
+        rows: Rows<'_>,
+        first_row: usize,
+        buf: &mut [u8],
+        cursors: &mut [usize],
+    ) {
+        // Plain loops (no closure) so `write` inlines and the position stays in a register.
+        match rows {
+            Rows::Range(range) => {
+                for (i, cursor) in range.zip(cursors.iter_mut()) {
+                    let mut out = Out::at(buf, *cursor);
+                    self.write(i, &mut out);
+                    *cursor = out.pos;
+                }
+            }
+            Rows::Only(rows) => {
+                for &i in rows {
+                    let cursor = &mut cursors[i - first_row];
+                    let mut out = Out::at(buf, *cursor);
+                    self.write(i, &mut out);
+                    *cursor = out.pos;
+                }
             }
         }
     }
+}
 
-    /// Writes the field of each row of `rows` at that row's cursor and advances the cursor.
-    fn write_column(&self, rows: Rows<'_>, buf: &mut [u8], cursors: &mut [usize]) {
-        let mut out = Out::new(buf);
-        let mut one = |i: usize| {
-            out.pos = cursors[i];
-            self.write(i, &mut out);
-            cursors[i] = out.pos;
-        };
-        match rows {
-            Rows::Range(range) => range.for_each(&mut one),
-            Rows::Only(rows) => rows.iter().copied().for_each(one),
+/// The general size loop: one `size` call per row, errors collected.
+#[inline(always)]
+pub(crate) fn size_rows<C: FieldCodec + ?Sized>(
+    codec: &C,
+    rows: std::ops::Range<usize>,
+    sizes: &mut [usize],
+    failures: &mut Vec<(usize, ValueError)>,
+) {
+    for (i, size) in rows.zip(sizes.iter_mut()) {
+        match codec.size(i) {
+            Ok(n) => *size += n,
+            Err(error) => failures.push((i, error)),
         }
     }
 }

@@ -44,6 +44,7 @@ mod nested;
 mod scalar;
 mod wire;
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -51,7 +52,7 @@ use arrow::array::RecordBatch;
 use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
 use crate::rows::rows_except;
 use crate::schema::TableSchema;
-use codec::{Rows, ValueError};
+use codec::{BoxedCodec, Rows, ValueError};
 
 /// Default (and practical maximum) size of one encoded record: 10 MiB − 64 KiB
 /// = 10,420,224 bytes.
@@ -116,67 +117,25 @@ impl RowEncoder {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut sizes = vec![0usize; rows];
-        let mut failures = Vec::new();
-        let mut column_failures = Vec::new();
-        for block in blocks(rows) {
-            for (codec, field) in codecs.iter().zip(fields.iter()) {
-                codec.size_column(block.clone(), &mut sizes, &mut column_failures);
-                failures.extend(
-                    column_failures
-                        .drain(..)
-                        .map(|(row, error)| value_failure(row, field.name(), error)),
-                );
-            }
-        }
-        for (row, &size) in sizes.iter().enumerate() {
-            if size > self.max_record_size {
-                failures.push(too_large(row, size, self.max_record_size));
-            }
-        }
-        // One failure per row: the first column's, in column order (the sort is stable).
-        failures.sort_by_key(|(row, _)| *row);
-        failures.dedup_by_key(|(row, _)| *row);
-        for (row, _) in &failures {
-            sizes[*row] = 0;
-        }
-
-        let mut offsets = Vec::with_capacity(rows + 1);
-        let mut total = 0usize;
-        offsets.push(0);
-        for size in &sizes {
-            total += size;
-            offsets.push(total);
-        }
-        let mut data = vec![0u8; total];
-        let mut cursors = sizes;
-        cursors.copy_from_slice(&offsets[..rows]);
-        let ok_rows: Vec<usize> = if failures.is_empty() {
-            Vec::new()
-        } else {
-            rows_except(rows, failures.iter().map(|(row, _)| *row)).collect()
+        let mut block = BlockState::default();
+        let mut encoded = EncodedBatch {
+            data: Vec::new(),
+            offsets: Vec::with_capacity(rows + 1),
+            failures: Vec::new(),
         };
-        for block in blocks(rows) {
-            let which = if failures.is_empty() {
-                Rows::Range(block)
-            } else {
-                let start = ok_rows.partition_point(|&row| row < block.start);
-                let end = ok_rows.partition_point(|&row| row < block.end);
-                Rows::Only(&ok_rows[start..end])
-            };
-            for codec in &codecs {
-                codec.write_column(which.clone(), &mut data, &mut cursors);
+        encoded.offsets.push(0);
+        for rows in blocks(rows) {
+            block.size(rows.clone(), &codecs, fields, self.max_record_size);
+            if rows.start == 0 && rows.end < batch.num_rows() {
+                // Reserve for the whole batch from the first block's size, with headroom: a
+                // short estimate would reallocate (and copy) the whole buffer near the end.
+                let estimate = block.total() * batch.num_rows().div_ceil(rows.len());
+                let estimate = estimate + estimate / 8;
+                encoded.data.reserve(estimate);
             }
+            block.write(rows, &codecs, &mut encoded);
         }
-        debug_assert!(
-            (0..rows).all(|r| cursors[r] == offsets[r + 1] || failures.iter().any(|f| f.0 == r)),
-            "every row must fill exactly its computed size"
-        );
-        Ok(EncodedBatch {
-            data,
-            offsets,
-            failures,
-        })
+        Ok(encoded)
     }
 
     fn check_schema(&self, batch: &RecordBatch) -> Result<(), ZerobusError> {
@@ -205,7 +164,7 @@ impl RowEncoder {
 /// them: a whole-batch column pass would stream the entire output buffer once per column.
 const BLOCK_ROWS: usize = 256;
 
-fn blocks(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+fn blocks(rows: usize) -> impl Iterator<Item = Range<usize>> {
     (0..rows)
         .step_by(BLOCK_ROWS)
         .map(move |start| start..(start + BLOCK_ROWS).min(rows))
@@ -228,6 +187,94 @@ fn too_large(row: usize, size: usize, limit: usize) -> (usize, ConversionFailure
     let failure =
         ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(row);
     (row, failure)
+}
+
+/// The per-block scratch space of [`RowEncoder::encode`].
+///
+/// Each block of rows is sized and then written while its input values and its sizes are
+/// still in cache; the output grows block by block.
+#[derive(Default)]
+struct BlockState {
+    sizes: Vec<usize>,
+    cursors: Vec<usize>,
+    failures: Vec<(usize, ConversionFailure)>,
+    column_failures: Vec<(usize, ValueError)>,
+    ok_rows: Vec<usize>,
+}
+
+impl BlockState {
+    /// Sizes every row of `rows`; rows that cannot be encoded get size 0 and a failure.
+    fn size(
+        &mut self,
+        rows: Range<usize>,
+        codecs: &[BoxedCodec<'_>],
+        fields: &arrow::datatypes::Fields,
+        max_record_size: usize,
+    ) {
+        self.sizes.clear();
+        self.sizes.resize(rows.len(), 0);
+        self.failures.clear();
+        for (codec, field) in codecs.iter().zip(fields.iter()) {
+            codec.size_column(rows.clone(), &mut self.sizes, &mut self.column_failures);
+            self.failures.extend(
+                self.column_failures
+                    .drain(..)
+                    .map(|(row, error)| value_failure(row, field.name(), error)),
+            );
+        }
+        for (row, &size) in rows.clone().zip(&self.sizes) {
+            if size > max_record_size {
+                self.failures.push(too_large(row, size, max_record_size));
+            }
+        }
+        // One failure per row: the first column's, in column order (the sort is stable).
+        self.failures.sort_by_key(|(row, _)| *row);
+        self.failures.dedup_by_key(|(row, _)| *row);
+        for (row, _) in &self.failures {
+            self.sizes[row - rows.start] = 0;
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.sizes.iter().sum()
+    }
+
+    /// Appends the records of `rows` (sized by [`BlockState::size`]) to `encoded`.
+    fn write(&mut self, rows: Range<usize>, codecs: &[BoxedCodec<'_>], encoded: &mut EncodedBatch) {
+        self.cursors.clear();
+        let mut end = encoded.data.len();
+        for size in &self.sizes {
+            self.cursors.push(end);
+            end += size;
+            encoded.offsets.push(end);
+        }
+        // Zeroed just before the columns write it, so the bytes are in cache when they do.
+        encoded.data.resize(end, 0);
+        let which = if self.failures.is_empty() {
+            Rows::Range(rows.clone())
+        } else {
+            self.ok_rows.clear();
+            let failed = self.failures.iter().map(|(row, _)| row - rows.start);
+            self.ok_rows
+                .extend(rows_except(rows.len(), failed).map(|k| k + rows.start));
+            Rows::Only(&self.ok_rows)
+        };
+        for codec in codecs {
+            codec.write_column(
+                which.clone(),
+                rows.start,
+                &mut encoded.data,
+                &mut self.cursors,
+            );
+        }
+        debug_assert!(
+            rows.clone()
+                .all(|row| encoded.is_failed_in(&self.failures, row)
+                    || self.cursors[row - rows.start] == encoded.offsets[row + 1]),
+            "every row must fill exactly its computed size"
+        );
+        encoded.failures.append(&mut self.failures);
+    }
 }
 
 /// The records of one batch: one buffer, row offsets, and the rows that failed.
@@ -285,7 +332,11 @@ impl EncodedBatch {
 
     /// Whether `row` failed.
     pub fn is_failed(&self, row: usize) -> bool {
-        self.failures
+        self.is_failed_in(&self.failures, row)
+    }
+
+    fn is_failed_in(&self, failures: &[(usize, ConversionFailure)], row: usize) -> bool {
+        failures
             .binary_search_by_key(&row, |(failed, _)| *failed)
             .is_ok()
     }

@@ -2,6 +2,7 @@
 //! width), booleans, strings and binaries (length-delimited), and the all-null type.
 
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use arrow::array::{
     Array, BooleanArray, FixedSizeBinaryArray, GenericByteArray, GenericByteViewArray,
@@ -10,12 +11,14 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, ByteArrayType, ByteViewType};
 
-use super::codec::{is_null, FieldCodec, OnNull, ValueError};
+use super::codec::{is_null, size_rows, FieldCodec, OnNull, ValueError};
 use super::wire::{varint_len, Out, Tag, WireType};
 use crate::error::ConversionErrorKind;
 
 /// How a native value becomes the `u64` of a protobuf varint, or why it cannot.
 pub(crate) trait ToVarint<N>: Copy {
+    /// Whether `to_varint` can fail; infallible conversions get a branch-free size loop.
+    const FALLIBLE: bool;
     fn to_varint(self, value: N) -> Result<u64, ValueError>;
 }
 
@@ -24,6 +27,7 @@ pub(crate) trait ToVarint<N>: Copy {
 pub(crate) struct Widen;
 
 impl<N: Into<i64>> ToVarint<N> for Widen {
+    const FALLIBLE: bool = false;
     #[inline(always)]
     fn to_varint(self, value: N) -> Result<u64, ValueError> {
         Ok(value.into() as u64)
@@ -35,6 +39,7 @@ impl<N: Into<i64>> ToVarint<N> for Widen {
 pub(crate) struct CheckedU64;
 
 impl ToVarint<u64> for CheckedU64 {
+    const FALLIBLE: bool = true;
     #[inline(always)]
     fn to_varint(self, value: u64) -> Result<u64, ValueError> {
         if value > i64::MAX as u64 {
@@ -57,6 +62,7 @@ pub(crate) struct Date64ToDays;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
 impl ToVarint<i64> for Date64ToDays {
+    const FALLIBLE: bool = true;
     #[inline(always)]
     fn to_varint(self, millis: i64) -> Result<u64, ValueError> {
         let days = millis.div_euclid(MILLIS_PER_DAY);
@@ -70,26 +76,34 @@ impl ToVarint<i64> for Date64ToDays {
     }
 }
 
-/// A timestamp in any unit to microseconds: multiply (checked) or divide (floor).
+/// A timestamp in any unit to microseconds: multiply (checked) or divide (floor). The
+/// factors are constants so that the common µs case costs nothing and no division by a
+/// run-time divisor is ever emitted.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ToMicros {
-    pub(crate) multiply: i64,
-    pub(crate) divide: i64,
-}
+pub(crate) struct ToMicros<const MULTIPLY: i64, const DIVIDE: i64>;
 
-impl ToVarint<i64> for ToMicros {
+impl<const MULTIPLY: i64, const DIVIDE: i64> ToVarint<i64> for ToMicros<MULTIPLY, DIVIDE> {
+    const FALLIBLE: bool = MULTIPLY != 1;
+
     #[inline(always)]
     fn to_varint(self, value: i64) -> Result<u64, ValueError> {
-        let micros = value.checked_mul(self.multiply).ok_or_else(|| {
-            ValueError::new(
-                ConversionErrorKind::ValueOutOfRange,
-                format!(
-                    "timestamp {value} overflows when converted to microseconds (×{})",
-                    self.multiply
-                ),
-            )
-        })?;
-        Ok(micros.div_euclid(self.divide) as u64)
+        let micros = if MULTIPLY == 1 {
+            value
+        } else {
+            value.checked_mul(MULTIPLY).ok_or_else(|| {
+                ValueError::new(
+                    ConversionErrorKind::ValueOutOfRange,
+                    format!(
+                        "timestamp {value} overflows when converted to microseconds (×{MULTIPLY})"
+                    ),
+                )
+            })?
+        };
+        Ok(if DIVIDE == 1 {
+            micros
+        } else {
+            micros.div_euclid(DIVIDE)
+        } as u64)
     }
 }
 
@@ -137,6 +151,34 @@ impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'
         if let Ok(value) = self.map.to_varint(self.values[i]) {
             out.tag(&self.tag);
             out.varint(value);
+        }
+    }
+
+    fn size_column(
+        &self,
+        rows: Range<usize>,
+        sizes: &mut [usize],
+        failures: &mut Vec<(usize, ValueError)>,
+    ) {
+        if M::FALLIBLE || self.on_null != OnNull::Absent {
+            return size_rows(self, rows, sizes, failures);
+        }
+        // Infallible and nulls are simply absent: no error path, no data-dependent branch.
+        let tag = self.tag.len();
+        let values = &self.values[rows.clone()];
+        match self.nulls {
+            None => {
+                for (size, &value) in sizes.iter_mut().zip(values) {
+                    let value = self.map.to_varint(value).unwrap_or_default();
+                    *size += tag + varint_len(value);
+                }
+            }
+            Some(nulls) => {
+                for ((size, &value), i) in sizes.iter_mut().zip(values).zip(rows) {
+                    let value = self.map.to_varint(value).unwrap_or_default();
+                    *size += usize::from(nulls.is_valid(i)) * (tag + varint_len(value));
+                }
+            }
         }
     }
 }
@@ -213,6 +255,26 @@ where
         }
         out.tag(&self.tag);
         self.values[i].into().put(out);
+    }
+
+    fn size_column(
+        &self,
+        rows: Range<usize>,
+        sizes: &mut [usize],
+        failures: &mut Vec<(usize, ValueError)>,
+    ) {
+        if self.on_null != OnNull::Absent {
+            return size_rows(self, rows, sizes, failures);
+        }
+        let field = self.tag.len() + W::LEN;
+        match self.nulls {
+            None => sizes.iter_mut().for_each(|size| *size += field),
+            Some(nulls) => {
+                for (i, size) in rows.zip(sizes.iter_mut()) {
+                    *size += usize::from(nulls.is_valid(i)) * field;
+                }
+            }
+        }
     }
 }
 
@@ -326,6 +388,25 @@ impl<A: ByteValues> FieldCodec for BytesCodec<A> {
         out.varint(bytes.len() as u64);
         out.bytes(bytes);
     }
+
+    fn size_column(
+        &self,
+        rows: Range<usize>,
+        sizes: &mut [usize],
+        failures: &mut Vec<(usize, ValueError)>,
+    ) {
+        if self.on_null != OnNull::Absent {
+            return size_rows(self, rows, sizes, failures);
+        }
+        // Nulls are simply absent: branch-free.
+        let tag = self.tag.len();
+        let nulls = self.array.nulls();
+        for (i, size) in rows.zip(sizes.iter_mut()) {
+            let len = self.array.bytes(i).len();
+            let valid = usize::from(!is_null(nulls, i));
+            *size += valid * (tag + varint_len(len as u64) + len);
+        }
+    }
 }
 
 impl<A: ByteValues> ByteValues for &A {
@@ -367,16 +448,10 @@ mod tests {
         assert_eq!(Date64ToDays.to_varint(86_400_000 * 3 + 5), Ok(3));
         assert!(Date64ToDays.to_varint(i64::MAX).is_err());
 
-        let from_seconds = ToMicros {
-            multiply: 1_000_000,
-            divide: 1,
-        };
+        let from_seconds = ToMicros::<1_000_000, 1>;
         assert_eq!(from_seconds.to_varint(2), Ok(2_000_000));
         assert!(from_seconds.to_varint(i64::MAX / 10).is_err());
-        let from_nanos = ToMicros {
-            multiply: 1,
-            divide: 1_000,
-        };
+        let from_nanos = ToMicros::<1, 1_000>;
         assert_eq!(
             from_nanos.to_varint(-1),
             Ok(-1i64 as u64),

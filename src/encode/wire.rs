@@ -54,8 +54,15 @@ pub(crate) struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
+    #[cfg(test)]
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
         Self { buf, pos: 0 }
+    }
+
+    /// A writer at `pos` of `buf`.
+    #[inline(always)]
+    pub(crate) fn at(buf: &'a mut [u8], pos: usize) -> Self {
+        Self { buf, pos }
     }
 
     #[inline(always)]
@@ -70,6 +77,16 @@ impl<'a> Out<'a> {
 
     #[inline(always)]
     pub(crate) fn varint(&mut self, mut value: u64) {
+        if value >> 63 == 1 {
+            // Negative int32/int64 values always take ten bytes: unrolled, one bounds check.
+            let out = &mut self.buf[self.pos..self.pos + 10];
+            for (k, byte) in out[..9].iter_mut().enumerate() {
+                *byte = (value >> (7 * k)) as u8 | 0x80;
+            }
+            out[9] = 1;
+            self.pos += 10;
+            return;
+        }
         while value >= 0x80 {
             self.buf[self.pos] = (value as u8) | 0x80;
             value >>= 7;
@@ -80,10 +97,33 @@ impl<'a> Out<'a> {
     }
 
     #[inline(always)]
-    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
-        let end = self.pos + bytes.len();
-        self.buf[self.pos..end].copy_from_slice(bytes);
-        self.pos = end;
+    pub(crate) fn bytes(&mut self, src: &[u8]) {
+        let n = src.len();
+        let dst = &mut self.buf[self.pos..self.pos + n];
+        // Short strings are the common case: two overlapping fixed-size moves beat a call
+        // to memcpy, whose dispatch costs more than the copy itself.
+        match n {
+            0 => {}
+            1..=3 => {
+                dst[0] = src[0];
+                dst[n / 2] = src[n / 2];
+                dst[n - 1] = src[n - 1];
+            }
+            4..=7 => {
+                dst[..4].copy_from_slice(&src[..4]);
+                dst[n - 4..].copy_from_slice(&src[n - 4..]);
+            }
+            8..=16 => {
+                dst[..8].copy_from_slice(&src[..8]);
+                dst[n - 8..].copy_from_slice(&src[n - 8..]);
+            }
+            17..=32 => {
+                dst[..16].copy_from_slice(&src[..16]);
+                dst[n - 16..].copy_from_slice(&src[n - 16..]);
+            }
+            _ => dst.copy_from_slice(src),
+        }
+        self.pos += n;
     }
 }
 
@@ -114,6 +154,19 @@ mod tests {
             let mut expected = Vec::new();
             prost::encoding::encode_varint(value, &mut expected);
             assert_eq!(buf, expected);
+        }
+    }
+
+    #[test]
+    fn byte_copies_of_every_short_length_are_exact() {
+        for n in 0..=70 {
+            let src: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(37) | 1).collect();
+            let mut buf = vec![0u8; n + 2];
+            let mut out = Out::at(&mut buf, 1);
+            out.bytes(&src);
+            assert_eq!(out.pos, n + 1);
+            assert_eq!(&buf[1..n + 1], src.as_slice(), "length {n}");
+            assert_eq!((buf[0], buf[n + 1]), (0, 0), "no write outside, length {n}");
         }
     }
 
