@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit, integration, doc tests, benches in test mode,
-# and the examples (which assert what they print). Used as-is by CI (.ci/run).
+# the examples (which assert what they print), and the Python interop tests (in a
+# virtualenv under target/, installed from tests/python/requirements.txt).
+# Used as-is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +15,11 @@ for example in writer_disabled per_row_errors; do
   echo "-- cargo run --example $example"
   cargo run --quiet --example "$example" -- "$(mktemp -d)"
 done
+echo "== python: debug files read by pyarrow and google.protobuf"
+venv=target/py-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+"$venv/bin/python" -m pytest -q tests/python
 echo "== all tests passed"
