@@ -12,16 +12,16 @@ use std::sync::Arc;
 use arrow::array::{
     new_empty_array, Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, DictionaryArray,
     FixedSizeBinaryArray, FixedSizeListArray, GenericListArray, GenericListViewArray,
-    LargeBinaryArray, LargeStringArray, MapArray, NullArray, PrimitiveArray, RecordBatch, RunArray,
-    StringArray, StringViewArray, StructArray,
+    LargeBinaryArray, LargeStringArray, MapArray, NullArray, OffsetSizeTrait, PrimitiveArray,
+    RecordBatch, RunArray, StringArray, StringViewArray, StructArray,
 };
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
     i256, ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type,
-    Decimal32Type, Decimal64Type, Field, Fields, Float16Type, Float32Type, Float64Type, Int16Type,
-    Int32Type, Int64Type, Int8Type, IntervalUnit, Schema, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type, UnionFields, UnionMode,
+    Decimal32Type, Decimal64Type, Field, FieldRef, Fields, Float16Type, Float32Type, Float64Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, IntervalUnit, Schema, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type, UnionFields, UnionMode,
 };
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
@@ -501,40 +501,27 @@ fn list(
                 sizes.push(rng.below(total - offset + 1).min(4));
             }
             if matches!(kind, ListKind::ListView) {
-                let offsets = offsets
-                    .iter()
-                    .map(|&o| o as i32)
-                    .collect::<ScalarBuffer<i32>>();
-                let sizes = sizes
-                    .iter()
-                    .map(|&s| s as i32)
-                    .collect::<ScalarBuffer<i32>>();
-                Arc::new(GenericListViewArray::new(
-                    item(&values),
-                    offsets,
-                    sizes,
-                    values,
-                    nulls,
-                ))
+                list_view::<i32>(item(&values), values, &offsets, &sizes, nulls)
             } else {
-                let offsets = offsets
-                    .iter()
-                    .map(|&o| o as i64)
-                    .collect::<ScalarBuffer<i64>>();
-                let sizes = sizes
-                    .iter()
-                    .map(|&s| s as i64)
-                    .collect::<ScalarBuffer<i64>>();
-                Arc::new(GenericListViewArray::new(
-                    item(&values),
-                    offsets,
-                    sizes,
-                    values,
-                    nulls,
-                ))
+                list_view::<i64>(item(&values), values, &offsets, &sizes, nulls)
             }
         }
     }
+}
+
+fn list_view<O: OffsetSizeTrait>(
+    field: FieldRef,
+    values: ArrayRef,
+    offsets: &[usize],
+    sizes: &[usize],
+    nulls: Option<NullBuffer>,
+) -> ArrayRef {
+    let native = |v: &usize| O::from_usize(*v).expect("small test offsets");
+    let offsets = offsets.iter().map(native).collect::<ScalarBuffer<O>>();
+    let sizes = sizes.iter().map(native).collect::<ScalarBuffer<O>>();
+    Arc::new(GenericListViewArray::new(
+        field, offsets, sizes, values, nulls,
+    ))
 }
 
 fn scalar(data_type: &DataType, len: usize, nulls: Option<NullBuffer>, rng: &mut Rng) -> ArrayRef {
