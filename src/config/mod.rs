@@ -1,0 +1,499 @@
+//! Configuration of the wrapper: [`WrapperConfiguration`], its builder, validation,
+//! and loading from YAML and environment variables.
+//!
+//! # Sources and precedence
+//!
+//! [`WrapperConfiguration::load`] combines, from lowest to highest precedence:
+//!
+//! 1. the defaults of [`WrapperConfiguration::new`];
+//! 2. the YAML file, if one is given ([`WrapperConfiguration::from_yaml_file`]);
+//! 3. environment variables ([`WrapperConfiguration::with_env_overrides`]).
+//!
+//! Builder calls (`with_*`) made on the loaded value afterwards override all three.
+//! Loading never validates: call [`WrapperConfiguration::validate`] once the
+//! configuration is final.
+//!
+//! # YAML
+//!
+//! Unknown keys are errors (so typos are caught); missing keys keep the defaults.
+//!
+//! ```yaml
+//! endpoint: https://...          # required
+//! table_name: cat.sch.tbl        # required
+//! unity_catalog_url: https://... # optional
+//! client_id: ...                 # optional
+//! client_secret: ...             # optional (prefer the environment)
+//! writer_disabled: false
+//! max_record_size_bytes: 10420224
+//! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
+//! observability: { enabled: false, endpoint: null, service_name: null }
+//! debug:
+//!   enabled: false            # legacy: both formats when the two flags below are unset
+//!   arrow_enabled: true
+//!   protobuf_enabled: false
+//!   output_dir: "/tmp/debug"
+//!   max_files_retained: 20    # null = unlimited
+//!   flush_interval_secs: 5
+//!   max_file_size: 10485760   # null = no size-based rotation
+//!   rotation_interval_secs: 3600 # null = no age-based rotation
+//! ```
+//!
+//! # Environment variables
+//!
+//! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
+//! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
+//! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
+//! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
+//! `DEBUG_ROTATION_INTERVAL_SECS`.
+//!
+//! Booleans accept `true`/`false`/`1`/`0`/`yes`/`no` (any case). The optional limits
+//! (`DEBUG_MAX_FILES_RETAINED`, `DEBUG_MAX_FILE_SIZE`, `DEBUG_ROTATION_INTERVAL_SECS`)
+//! accept a number or `none`/`unlimited`. Surrounding whitespace is ignored and an
+//! empty variable counts as unset. The value of `ZEROBUS_CLIENT_SECRET` never appears
+//! in an error message.
+//!
+//! # Debug formats
+//!
+//! If either `debug_arrow_enabled` or `debug_protobuf_enabled` is set explicitly
+//! (`Some`), the two flags are used as given and an unset one counts as `false`.
+//! Otherwise the legacy `debug_enabled` flag turns both formats on. See
+//! [`WrapperConfiguration::debug_arrow_active`].
+//!
+//! # Credentials
+//!
+//! With the writer enabled, `client_id`, `client_secret` and `unity_catalog_url` are
+//! required, except when the endpoint is a plain-http loopback URL
+//! (`http://127.0.0.1…`, `http://localhost…`, `http://[::1]…`), where a local test
+//! server may run without authentication. In writer-disabled mode no credentials are
+//! needed, but at least one debug format must be active.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ZerobusError};
+
+pub use crate::encode::DEFAULT_MAX_RECORD_SIZE_BYTES;
+
+const DEFAULT_DEBUG_FLUSH_INTERVAL_SECS: u64 = 5;
+const DEFAULT_DEBUG_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+const DEFAULT_DEBUG_MAX_FILES_RETAINED: usize = 10;
+const DEFAULT_DEBUG_ROTATION_INTERVAL_SECS: u64 = 3600;
+const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 5;
+const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 100;
+const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
+
+/// OpenTelemetry (OTLP) export settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// OTLP collector endpoint, e.g. `http://localhost:4317`; `None` = exporter default.
+    pub endpoint: Option<String>,
+    /// `service.name` resource attribute; `None` = library default.
+    pub service_name: Option<String>,
+}
+
+/// Everything the wrapper needs to know: where to send, what table, how to
+/// authenticate, retry, debug output and observability.
+///
+/// Build with [`new`](Self::new) and the `with_*` methods, or load with
+/// [`load`](Self::load); then call [`validate`](Self::validate).
+///
+/// ```
+/// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
+/// use std::path::PathBuf;
+///
+/// let config = WrapperConfiguration::new("https://workspace.cloud.databricks.com", "cat.sch.tbl")
+///     .with_credentials("my-client-id", "s3cr3t-value")
+///     .with_unity_catalog("https://workspace.cloud.databricks.com")
+///     .with_debug_arrow_enabled(true)
+///     .with_debug_output(PathBuf::from("./debug_output"))
+///     .with_retry_config(3, 200, 10_000);
+/// config.validate()?;
+/// assert!(config.debug_arrow_active() && !config.debug_protobuf_active());
+/// assert!(!format!("{config:?}").contains("s3cr3t-value"));
+/// assert_eq!(config.client_secret_str(), Some("s3cr3t-value"));
+/// # Ok::<(), arrow_zerobus_sdk_wrapper::ZerobusError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WrapperConfiguration {
+    /// Zerobus server endpoint, an `http://` or `https://` URL.
+    pub zerobus_endpoint: String,
+    /// Target table: `table`, `schema.table` or `catalog.schema.table`.
+    pub table_name: String,
+    /// Unity Catalog (workspace) URL used to obtain OAuth tokens.
+    pub unity_catalog_url: Option<String>,
+    /// OAuth client id (service principal).
+    pub client_id: Option<String>,
+    /// OAuth client secret; redacted in `Debug` output.
+    pub client_secret: Option<SecretString>,
+    /// Whether OpenTelemetry export is on (default `false`).
+    pub observability_enabled: bool,
+    /// OpenTelemetry settings.
+    pub observability_config: Option<OtlpConfig>,
+    /// Legacy debug flag: turns on both debug formats when neither
+    /// `debug_arrow_enabled` nor `debug_protobuf_enabled` is set (default `false`).
+    pub debug_enabled: bool,
+    /// Arrow IPC debug output; `None` = not set explicitly.
+    pub debug_arrow_enabled: Option<bool>,
+    /// Protobuf debug output; `None` = not set explicitly.
+    pub debug_protobuf_enabled: Option<bool>,
+    /// Directory for debug files; required when a debug format is active.
+    pub debug_output_dir: Option<PathBuf>,
+    /// How often debug files are flushed, in seconds (default 5).
+    pub debug_flush_interval_secs: u64,
+    /// Rotate a debug file once it reaches this many bytes (default 10 MiB);
+    /// `None` = no size-based rotation.
+    pub debug_max_file_size: Option<u64>,
+    /// Rotated debug files kept per format (default 10); `None` = unlimited.
+    pub debug_max_files_retained: Option<usize>,
+    /// Rotate a debug file older than this many seconds (default 3600);
+    /// `None` = no age-based rotation.
+    pub debug_rotation_interval_secs: Option<u64>,
+    /// Maximum attempts per send, including the first (default 5).
+    pub retry_max_attempts: u32,
+    /// Initial backoff delay in milliseconds (default 100).
+    pub retry_base_delay_ms: u64,
+    /// Backoff delay cap in milliseconds (default 30000).
+    pub retry_max_delay_ms: u64,
+    /// Skip all network transmission and only write debug files (default `false`).
+    pub zerobus_writer_disabled: bool,
+    /// Largest encoded record accepted (default [`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
+    pub max_record_size_bytes: usize,
+}
+
+impl WrapperConfiguration {
+    /// A configuration for `endpoint` and `table_name` with every other option at its default.
+    pub fn new(endpoint: impl Into<String>, table_name: impl Into<String>) -> Self {
+        Self {
+            zerobus_endpoint: endpoint.into(),
+            table_name: table_name.into(),
+            unity_catalog_url: None,
+            client_id: None,
+            client_secret: None,
+            observability_enabled: false,
+            observability_config: None,
+            debug_enabled: false,
+            debug_arrow_enabled: None,
+            debug_protobuf_enabled: None,
+            debug_output_dir: None,
+            debug_flush_interval_secs: DEFAULT_DEBUG_FLUSH_INTERVAL_SECS,
+            debug_max_file_size: Some(DEFAULT_DEBUG_MAX_FILE_SIZE),
+            debug_max_files_retained: Some(DEFAULT_DEBUG_MAX_FILES_RETAINED),
+            debug_rotation_interval_secs: Some(DEFAULT_DEBUG_ROTATION_INTERVAL_SECS),
+            retry_max_attempts: DEFAULT_RETRY_MAX_ATTEMPTS,
+            retry_base_delay_ms: DEFAULT_RETRY_BASE_DELAY_MS,
+            retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
+            zerobus_writer_disabled: false,
+            max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
+        }
+    }
+
+    /// Sets the OAuth client id and secret.
+    pub fn with_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = Some(SecretString::from(client_secret.into()));
+        self
+    }
+
+    /// Sets the Unity Catalog (workspace) URL.
+    pub fn with_unity_catalog(mut self, url: impl Into<String>) -> Self {
+        self.unity_catalog_url = Some(url.into());
+        self
+    }
+
+    /// Sets the OpenTelemetry settings and turns observability on.
+    pub fn with_observability(mut self, config: OtlpConfig) -> Self {
+        self.observability_config = Some(config);
+        self.observability_enabled = true;
+        self
+    }
+
+    /// Sets the debug output directory and turns on the legacy `debug_enabled` flag
+    /// (as the original wrapper did). Explicit per-format flags still take precedence.
+    pub fn with_debug_output(mut self, dir: PathBuf) -> Self {
+        self.debug_output_dir = Some(dir);
+        self.debug_enabled = true;
+        self
+    }
+
+    /// Sets the legacy `debug_enabled` flag.
+    pub fn with_debug_enabled(mut self, enabled: bool) -> Self {
+        self.debug_enabled = enabled;
+        self
+    }
+
+    /// Explicitly turns Arrow IPC debug output on or off.
+    pub fn with_debug_arrow_enabled(mut self, enabled: bool) -> Self {
+        self.debug_arrow_enabled = Some(enabled);
+        self
+    }
+
+    /// Explicitly turns Protobuf debug output on or off.
+    pub fn with_debug_protobuf_enabled(mut self, enabled: bool) -> Self {
+        self.debug_protobuf_enabled = Some(enabled);
+        self
+    }
+
+    /// Sets how many rotated debug files are kept per format; `None` = unlimited.
+    pub fn with_debug_max_files_retained(mut self, max_files: Option<usize>) -> Self {
+        self.debug_max_files_retained = max_files;
+        self
+    }
+
+    /// Sets the debug flush interval in seconds.
+    pub fn with_debug_flush_interval_secs(mut self, secs: u64) -> Self {
+        self.debug_flush_interval_secs = secs;
+        self
+    }
+
+    /// Sets the debug file size that triggers rotation; `None` = no size limit.
+    pub fn with_debug_max_file_size(mut self, bytes: Option<u64>) -> Self {
+        self.debug_max_file_size = bytes;
+        self
+    }
+
+    /// Sets the debug file age (seconds) that triggers rotation; `None` = no age limit.
+    pub fn with_debug_rotation_interval_secs(mut self, secs: Option<u64>) -> Self {
+        self.debug_rotation_interval_secs = secs;
+        self
+    }
+
+    /// Sets the retry policy: attempts (including the first), base and maximum backoff delay.
+    pub fn with_retry_config(
+        mut self,
+        max_attempts: u32,
+        base_delay_ms: u64,
+        max_delay_ms: u64,
+    ) -> Self {
+        self.retry_max_attempts = max_attempts;
+        self.retry_base_delay_ms = base_delay_ms;
+        self.retry_max_delay_ms = max_delay_ms;
+        self
+    }
+
+    /// Turns writer-disabled mode on or off (no network, debug files only).
+    pub fn with_zerobus_writer_disabled(mut self, disabled: bool) -> Self {
+        self.zerobus_writer_disabled = disabled;
+        self
+    }
+
+    /// Sets the largest encoded record accepted, in bytes.
+    pub fn with_max_record_size_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_size_bytes = bytes;
+        self
+    }
+
+    /// Whether Arrow IPC debug files are written.
+    ///
+    /// If `debug_arrow_enabled` or `debug_protobuf_enabled` is set explicitly, this is
+    /// `debug_arrow_enabled` (unset = `false`); otherwise it is the legacy `debug_enabled`.
+    pub fn debug_arrow_active(&self) -> bool {
+        self.effective_debug_flag(self.debug_arrow_enabled)
+    }
+
+    /// Whether Protobuf debug files are written.
+    ///
+    /// If `debug_arrow_enabled` or `debug_protobuf_enabled` is set explicitly, this is
+    /// `debug_protobuf_enabled` (unset = `false`); otherwise it is the legacy `debug_enabled`.
+    pub fn debug_protobuf_active(&self) -> bool {
+        self.effective_debug_flag(self.debug_protobuf_enabled)
+    }
+
+    fn effective_debug_flag(&self, flag: Option<bool>) -> bool {
+        if self.debug_arrow_enabled.is_some() || self.debug_protobuf_enabled.is_some() {
+            flag.unwrap_or(false)
+        } else {
+            self.debug_enabled
+        }
+    }
+
+    /// The client secret in clear text, for the transport. Never log it.
+    pub fn client_secret_str(&self) -> Option<&str> {
+        self.client_secret.as_ref().map(|s| s.expose_secret())
+    }
+
+    /// Checks every option. The error message starts with the offending field and
+    /// states the rule.
+    ///
+    /// Credentials (`client_id`, `client_secret`, `unity_catalog_url`) are required
+    /// unless the writer is disabled or the endpoint is a plain-http loopback URL
+    /// (`http://127.0.0.1…`, `http://localhost…`, `http://[::1]…`) for a local test
+    /// server without authentication.
+    pub fn validate(&self) -> Result<()> {
+        validate_http_url("zerobus_endpoint", &self.zerobus_endpoint)?;
+        validate_table_name(&self.table_name)?;
+        if let Some(url) = &self.unity_catalog_url {
+            validate_http_url("unity_catalog_url", url)?;
+        }
+        if self.retry_max_attempts == 0 {
+            return Err(config_error(
+                "retry_max_attempts: must be at least 1 (the first attempt counts), got 0",
+            ));
+        }
+        if self.retry_max_delay_ms < self.retry_base_delay_ms {
+            return Err(config_error(format!(
+                "retry_max_delay_ms: must be >= retry_base_delay_ms, got {} < {}",
+                self.retry_max_delay_ms, self.retry_base_delay_ms
+            )));
+        }
+        if self.max_record_size_bytes == 0 {
+            return Err(config_error(format!(
+                "max_record_size_bytes: must be greater than 0 (default {DEFAULT_MAX_RECORD_SIZE_BYTES})"
+            )));
+        }
+        if self.debug_flush_interval_secs == 0 {
+            return Err(config_error(
+                "debug_flush_interval_secs: must be greater than 0",
+            ));
+        }
+        if self.debug_max_files_retained == Some(0) {
+            return Err(config_error(
+                "debug_max_files_retained: must be at least 1, or None for unlimited",
+            ));
+        }
+        if self.debug_max_file_size == Some(0) {
+            return Err(config_error(
+                "debug_max_file_size: must be greater than 0, or None for no size limit",
+            ));
+        }
+        if self.debug_rotation_interval_secs == Some(0) {
+            return Err(config_error(
+                "debug_rotation_interval_secs: must be greater than 0, or None for no age limit",
+            ));
+        }
+        let debug_active = self.debug_arrow_active() || self.debug_protobuf_active();
+        if self.zerobus_writer_disabled {
+            if !debug_active {
+                return Err(config_error(
+                    "zerobus_writer_disabled: writer-disabled mode needs at least one debug format; \
+                     enable debug_arrow_enabled or debug_protobuf_enabled (or the legacy debug_enabled)",
+                ));
+            }
+        } else if !is_loopback_http(&self.zerobus_endpoint) {
+            let hint = "required when the Zerobus writer is enabled (only writer-disabled mode \
+                        or a plain-http loopback endpoint may omit it)";
+            if self.client_id.as_deref().is_none_or(str::is_empty) {
+                return Err(config_error(format!("client_id: missing or empty; {hint}")));
+            }
+            if self.client_secret_str().is_none_or(str::is_empty) {
+                return Err(config_error(format!(
+                    "client_secret: missing or empty; {hint}"
+                )));
+            }
+            if self.unity_catalog_url.is_none() {
+                return Err(config_error(format!("unity_catalog_url: missing; {hint}")));
+            }
+        }
+        if debug_active
+            && self
+                .debug_output_dir
+                .as_ref()
+                .is_none_or(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(config_error(
+                "debug_output_dir: required when a debug format is active \
+                 (debug_arrow_enabled, debug_protobuf_enabled or the legacy debug_enabled)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the configuration: defaults < YAML file (if `yaml_path` is given) <
+    /// environment variables. Without a file, `ZEROBUS_ENDPOINT` and
+    /// `ZEROBUS_TABLE_NAME` are required. Does not validate.
+    pub fn load(yaml_path: Option<&Path>) -> Result<Self> {
+        Self::load_with(yaml_path, |name| std::env::var(name).ok())
+    }
+
+    fn load_with(
+        yaml_path: Option<&Path>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        match yaml_path {
+            Some(path) => Self::from_yaml_file(path)?.with_env_overrides_from(lookup),
+            None => Self::from_env_lookup(lookup),
+        }
+    }
+}
+
+/// Checks a Unity Catalog table name: 1 to 3 dot-separated parts (`table`,
+/// `schema.table`, `catalog.schema.table`), each non-empty and made only of ASCII
+/// letters, digits and underscores. The error names the offending part.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    const RULE: &str = "each part must be non-empty and contain only ASCII letters, digits and \
+                        underscores (table, schema.table or catalog.schema.table)";
+    if name.is_empty() {
+        return Err(config_error(format!(
+            "table_name: must not be empty; {RULE}"
+        )));
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() > 3 {
+        return Err(config_error(format!(
+            "table_name: '{name}' has {} dot-separated parts, at most 3 are allowed; {RULE}",
+            parts.len()
+        )));
+    }
+    for (index, part) in parts.iter().enumerate() {
+        let number = index + 1;
+        if part.is_empty() {
+            return Err(config_error(format!(
+                "table_name: part {number} of '{name}' is empty; {RULE}"
+            )));
+        }
+        if let Some(bad) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+        {
+            return Err(config_error(format!(
+                "table_name: part {number} ('{part}') of '{name}' contains {bad:?}; {RULE}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn config_error(message: impl Into<String>) -> ZerobusError {
+    ZerobusError::ConfigurationError(message.into())
+}
+
+fn validate_http_url(field: &str, url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        None => Err(config_error(format!(
+            "{field}: must start with http:// or https://, got '{url}'"
+        ))),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => Err(config_error(format!(
+            "{field}: '{url}' has no host; expected an http:// or https:// URL with a host"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether `endpoint` is `http://` (not https) on 127.0.0.1, localhost or [::1].
+fn is_loopback_http(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host == "127.0.0.1" || host == "[::1]" || host.eq_ignore_ascii_case("localhost")
+}
+
+mod env;
+mod yaml;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,692 @@
+//! Tests of the configuration: builder, validation, YAML, environment, precedence.
+
+use super::*;
+use std::collections::HashMap;
+use std::io::Write;
+
+const ENDPOINT: &str = "https://123.zerobus.us-west-2.cloud.databricks.com";
+
+/// A configuration that passes validation with the writer enabled.
+fn valid() -> WrapperConfiguration {
+    WrapperConfiguration::new(ENDPOINT, "cat.sch.tbl")
+        .with_credentials("id", "secret")
+        .with_unity_catalog("https://workspace.cloud.databricks.com")
+}
+
+/// The message of a `ConfigurationError`; panics on any other outcome.
+fn config_message<T: std::fmt::Debug>(result: Result<T>) -> String {
+    match result {
+        Err(ZerobusError::ConfigurationError(message)) => message,
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+fn assert_invalid(config: &WrapperConfiguration, field: &str) -> String {
+    let message = config_message(config.validate());
+    assert!(
+        message.starts_with(&format!("{field}:")),
+        "message should start with {field}: {message}"
+    );
+    message
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn apply_env(config: WrapperConfiguration, pairs: &[(&str, &str)]) -> Result<WrapperConfiguration> {
+    let map = env(pairs);
+    config.with_env_overrides_from(|k| map.get(k).cloned())
+}
+
+#[test]
+fn defaults_of_new() {
+    let c = WrapperConfiguration::new("https://e", String::from("t"));
+    assert_eq!(c.zerobus_endpoint, "https://e");
+    assert_eq!(c.table_name, "t");
+    assert!(c.unity_catalog_url.is_none() && c.client_id.is_none());
+    assert!(c.client_secret.is_none() && c.observability_config.is_none());
+    assert!(!c.observability_enabled && !c.debug_enabled && !c.zerobus_writer_disabled);
+    assert_eq!(
+        (c.debug_arrow_enabled, c.debug_protobuf_enabled),
+        (None, None)
+    );
+    assert!(c.debug_output_dir.is_none());
+    assert_eq!(c.debug_flush_interval_secs, 5);
+    assert_eq!(c.debug_max_file_size, Some(10 * 1024 * 1024));
+    assert_eq!(c.debug_max_files_retained, Some(10));
+    assert_eq!(c.debug_rotation_interval_secs, Some(3600));
+    assert_eq!(
+        (
+            c.retry_max_attempts,
+            c.retry_base_delay_ms,
+            c.retry_max_delay_ms
+        ),
+        (5, 100, 30_000)
+    );
+    assert_eq!(c.max_record_size_bytes, DEFAULT_MAX_RECORD_SIZE_BYTES);
+    assert_eq!(DEFAULT_MAX_RECORD_SIZE_BYTES, 10_420_224);
+}
+
+#[test]
+fn builder_sets_every_field() {
+    let otlp = OtlpConfig {
+        endpoint: Some("http://localhost:4317".into()),
+        service_name: Some("svc".into()),
+    };
+    let c = WrapperConfiguration::new("https://e".to_string(), "t".to_string())
+        .with_credentials("id".to_string(), "pw".to_string())
+        .with_unity_catalog("https://uc")
+        .with_observability(otlp.clone())
+        .with_debug_output(PathBuf::from("/tmp/d"))
+        .with_debug_enabled(false)
+        .with_debug_arrow_enabled(true)
+        .with_debug_protobuf_enabled(false)
+        .with_debug_max_files_retained(None)
+        .with_debug_flush_interval_secs(7)
+        .with_debug_max_file_size(Some(99))
+        .with_debug_rotation_interval_secs(None)
+        .with_retry_config(3, 10, 20)
+        .with_zerobus_writer_disabled(true)
+        .with_max_record_size_bytes(1234);
+    assert_eq!(c.client_id.as_deref(), Some("id"));
+    assert_eq!(c.client_secret_str(), Some("pw"));
+    assert_eq!(c.unity_catalog_url.as_deref(), Some("https://uc"));
+    assert!(c.observability_enabled);
+    assert_eq!(c.observability_config, Some(otlp));
+    assert_eq!(c.debug_output_dir, Some(PathBuf::from("/tmp/d")));
+    assert!(!c.debug_enabled);
+    assert_eq!(
+        (c.debug_arrow_enabled, c.debug_protobuf_enabled),
+        (Some(true), Some(false))
+    );
+    assert_eq!(c.debug_max_files_retained, None);
+    assert_eq!(c.debug_flush_interval_secs, 7);
+    assert_eq!(c.debug_max_file_size, Some(99));
+    assert_eq!(c.debug_rotation_interval_secs, None);
+    assert_eq!(
+        (
+            c.retry_max_attempts,
+            c.retry_base_delay_ms,
+            c.retry_max_delay_ms
+        ),
+        (3, 10, 20)
+    );
+    assert!(c.zerobus_writer_disabled);
+    assert_eq!(c.max_record_size_bytes, 1234);
+}
+
+#[test]
+fn with_debug_output_turns_on_legacy_flag() {
+    let c = WrapperConfiguration::new(ENDPOINT, "t").with_debug_output(PathBuf::from("d"));
+    assert!(c.debug_enabled);
+    assert!(c.debug_arrow_active() && c.debug_protobuf_active());
+}
+
+#[test]
+fn legacy_debug_rule_all_combinations() {
+    // (debug_enabled, arrow, protobuf) -> (arrow active, protobuf active)
+    let cases = [
+        (false, None, None, (false, false)),
+        (true, None, None, (true, true)),
+        (false, Some(true), None, (true, false)),
+        (true, Some(true), None, (true, false)),
+        (false, Some(false), None, (false, false)),
+        (true, Some(false), None, (false, false)),
+        (false, None, Some(true), (false, true)),
+        (true, None, Some(true), (false, true)),
+        (false, None, Some(false), (false, false)),
+        (true, None, Some(false), (false, false)),
+        (false, Some(true), Some(true), (true, true)),
+        (true, Some(true), Some(true), (true, true)),
+        (false, Some(true), Some(false), (true, false)),
+        (true, Some(true), Some(false), (true, false)),
+        (false, Some(false), Some(true), (false, true)),
+        (true, Some(false), Some(true), (false, true)),
+        (false, Some(false), Some(false), (false, false)),
+        (true, Some(false), Some(false), (false, false)),
+    ];
+    for (legacy, arrow, protobuf, expected) in cases {
+        let mut c = WrapperConfiguration::new(ENDPOINT, "t").with_debug_enabled(legacy);
+        c.debug_arrow_enabled = arrow;
+        c.debug_protobuf_enabled = protobuf;
+        assert_eq!(
+            (c.debug_arrow_active(), c.debug_protobuf_active()),
+            expected,
+            "debug_enabled={legacy} arrow={arrow:?} protobuf={protobuf:?}"
+        );
+    }
+}
+
+#[test]
+fn secret_is_redacted_in_debug_output() {
+    let c = valid().with_credentials("id", "hunter2-very-secret");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2-very-secret"), "{debug}");
+    assert!(debug.contains("REDACTED"), "{debug}");
+    let pretty = format!("{:#?}", c.clone());
+    assert!(!pretty.contains("hunter2-very-secret"));
+    assert_eq!(c.client_secret_str(), Some("hunter2-very-secret"));
+    assert_eq!(
+        WrapperConfiguration::new(ENDPOINT, "t").client_secret_str(),
+        None
+    );
+}
+
+#[test]
+fn valid_configurations() {
+    valid().validate().expect("full configuration");
+    // Writer disabled: no credentials needed.
+    WrapperConfiguration::new(ENDPOINT, "t")
+        .with_debug_output(PathBuf::from("d"))
+        .with_zerobus_writer_disabled(true)
+        .validate()
+        .expect("writer disabled");
+    WrapperConfiguration::new(ENDPOINT, "t")
+        .with_debug_protobuf_enabled(true)
+        .with_debug_output(PathBuf::from("d"))
+        .with_zerobus_writer_disabled(true)
+        .validate()
+        .expect("writer disabled, protobuf only");
+    // Loopback plain http: no credentials needed.
+    for endpoint in [
+        "http://127.0.0.1",
+        "http://127.0.0.1:50051",
+        "http://localhost:8080/path",
+        "http://LOCALHOST",
+        "http://[::1]:50051",
+    ] {
+        WrapperConfiguration::new(endpoint, "t")
+            .validate()
+            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+    // Boundaries.
+    valid()
+        .with_retry_config(1, 100, 100)
+        .with_max_record_size_bytes(1)
+        .with_debug_max_files_retained(Some(1))
+        .with_debug_max_file_size(None)
+        .with_debug_rotation_interval_secs(None)
+        .validate()
+        .expect("boundaries");
+}
+
+#[test]
+fn endpoint_must_be_an_http_url() {
+    for endpoint in [
+        "",
+        "ftp://x",
+        "grpc://x",
+        "x.databricks.com",
+        "https://",
+        "http:///x",
+    ] {
+        let message = assert_invalid(&valid_with_endpoint(endpoint), "zerobus_endpoint");
+        assert!(message.contains("http://"), "{message}");
+    }
+}
+
+fn valid_with_endpoint(endpoint: &str) -> WrapperConfiguration {
+    let mut c = valid();
+    c.zerobus_endpoint = endpoint.to_string();
+    c
+}
+
+#[test]
+fn unity_catalog_url_must_be_an_http_url() {
+    assert_invalid(
+        &valid().with_unity_catalog("workspace.com"),
+        "unity_catalog_url",
+    );
+    assert_invalid(&valid().with_unity_catalog(""), "unity_catalog_url");
+    valid()
+        .with_unity_catalog("http://uc")
+        .validate()
+        .expect("http is fine");
+}
+
+#[test]
+fn table_names() {
+    for name in ["my_table", "s.t", "c.s.t", "Cat_1.sch_2.T3", "_", "123"] {
+        validate_table_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let cases = [
+        ("", "must not be empty"),
+        ("table-name", "part 1 ('table-name')"),
+        ("schema..table", "part 2 of 'schema..table' is empty"),
+        (".t", "part 1 of '.t' is empty"),
+        ("s.t.", "part 3 of 's.t.' is empty"),
+        ("a.b.c.d", "4 dot-separated parts"),
+        ("tab le", "' '"),
+        ("s.täble", "part 2 ('täble')"),
+    ];
+    for (name, expected) in cases {
+        let message = config_message(validate_table_name(name));
+        assert!(message.starts_with("table_name:"), "{message}");
+        assert!(message.contains(expected), "{name}: {message}");
+        let mut c = valid();
+        c.table_name = name.to_string();
+        assert_invalid(&c, "table_name");
+    }
+}
+
+#[test]
+fn writer_disabled_needs_a_debug_format() {
+    let c = WrapperConfiguration::new(ENDPOINT, "t").with_zerobus_writer_disabled(true);
+    let message = assert_invalid(&c, "zerobus_writer_disabled");
+    assert!(message.contains("debug_arrow_enabled") && message.contains("debug_protobuf_enabled"));
+    // Explicit flags both false override the legacy flag.
+    let c = WrapperConfiguration::new(ENDPOINT, "t")
+        .with_debug_output(PathBuf::from("d"))
+        .with_debug_arrow_enabled(false)
+        .with_debug_protobuf_enabled(false)
+        .with_zerobus_writer_disabled(true);
+    assert_invalid(&c, "zerobus_writer_disabled");
+}
+
+#[test]
+fn writer_enabled_needs_credentials() {
+    let mut c = valid();
+    c.client_id = None;
+    assert_invalid(&c, "client_id");
+    c.client_id = Some(String::new());
+    assert_invalid(&c, "client_id");
+
+    let mut c = valid();
+    c.client_secret = None;
+    assert_invalid(&c, "client_secret");
+    c.client_secret = Some(SecretString::from(""));
+    assert_invalid(&c, "client_secret");
+
+    let mut c = valid();
+    c.unity_catalog_url = None;
+    assert_invalid(&c, "unity_catalog_url");
+}
+
+#[test]
+fn loopback_lookalikes_still_need_credentials() {
+    for endpoint in [
+        "https://localhost",
+        "https://127.0.0.1:443",
+        "http://localhost.evil.com",
+        "http://127.0.0.1.nip.io",
+        "http://localhost@evil.com",
+        "http://[::1.evil.com",
+        "http://10.0.0.1",
+    ] {
+        let c = WrapperConfiguration::new(endpoint, "t");
+        assert_invalid(&c, "client_id");
+    }
+}
+
+#[test]
+fn active_debug_format_needs_output_dir() {
+    let c = valid().with_debug_enabled(true);
+    assert_invalid(&c, "debug_output_dir");
+    let c = valid().with_debug_protobuf_enabled(true);
+    assert_invalid(&c, "debug_output_dir");
+    let c = valid().with_debug_output(PathBuf::new());
+    assert_invalid(&c, "debug_output_dir");
+    // Inactive formats need no directory.
+    valid()
+        .with_debug_arrow_enabled(false)
+        .validate()
+        .expect("no debug");
+}
+
+#[test]
+fn numeric_rules() {
+    assert_invalid(&valid().with_retry_config(0, 1, 1), "retry_max_attempts");
+    let message = assert_invalid(
+        &valid().with_retry_config(3, 200, 100),
+        "retry_max_delay_ms",
+    );
+    assert!(message.contains("retry_base_delay_ms"), "{message}");
+    assert_invalid(
+        &valid().with_max_record_size_bytes(0),
+        "max_record_size_bytes",
+    );
+    assert_invalid(
+        &valid().with_debug_flush_interval_secs(0),
+        "debug_flush_interval_secs",
+    );
+    assert_invalid(
+        &valid().with_debug_max_files_retained(Some(0)),
+        "debug_max_files_retained",
+    );
+    assert_invalid(
+        &valid().with_debug_max_file_size(Some(0)),
+        "debug_max_file_size",
+    );
+    assert_invalid(
+        &valid().with_debug_rotation_interval_secs(Some(0)),
+        "debug_rotation_interval_secs",
+    );
+}
+
+const FULL_YAML: &str = r#"
+endpoint: https://e.example.com
+table_name: cat.sch.tbl
+unity_catalog_url: https://uc.example.com
+client_id: my-id
+client_secret: my-yaml-secret
+writer_disabled: true
+max_record_size_bytes: 4096
+retry: { max_attempts: 7, base_delay_ms: 50, max_delay_ms: 900 }
+observability: { enabled: true, endpoint: "http://otel:4317", service_name: svc }
+debug:
+  enabled: true
+  arrow_enabled: true
+  protobuf_enabled: false
+  output_dir: "/tmp/debug"
+  max_files_retained: 20
+  flush_interval_secs: 9
+  max_file_size: 1000
+  rotation_interval_secs: 60
+"#;
+
+#[test]
+fn yaml_full() {
+    let c = WrapperConfiguration::from_yaml_str(FULL_YAML).expect("parse");
+    assert_eq!(c.zerobus_endpoint, "https://e.example.com");
+    assert_eq!(c.table_name, "cat.sch.tbl");
+    assert_eq!(
+        c.unity_catalog_url.as_deref(),
+        Some("https://uc.example.com")
+    );
+    assert_eq!(c.client_id.as_deref(), Some("my-id"));
+    assert_eq!(c.client_secret_str(), Some("my-yaml-secret"));
+    assert!(c.zerobus_writer_disabled);
+    assert_eq!(c.max_record_size_bytes, 4096);
+    assert_eq!(
+        (
+            c.retry_max_attempts,
+            c.retry_base_delay_ms,
+            c.retry_max_delay_ms
+        ),
+        (7, 50, 900)
+    );
+    assert!(c.observability_enabled);
+    assert_eq!(
+        c.observability_config,
+        Some(OtlpConfig {
+            endpoint: Some("http://otel:4317".into()),
+            service_name: Some("svc".into())
+        })
+    );
+    assert!(c.debug_enabled);
+    assert_eq!(
+        (c.debug_arrow_enabled, c.debug_protobuf_enabled),
+        (Some(true), Some(false))
+    );
+    assert_eq!(c.debug_output_dir, Some(PathBuf::from("/tmp/debug")));
+    assert_eq!(c.debug_max_files_retained, Some(20));
+    assert_eq!(c.debug_flush_interval_secs, 9);
+    assert_eq!(c.debug_max_file_size, Some(1000));
+    assert_eq!(c.debug_rotation_interval_secs, Some(60));
+    c.validate().expect("valid");
+}
+
+#[test]
+fn yaml_partial_keeps_defaults() {
+    let c =
+        WrapperConfiguration::from_yaml_str("endpoint: https://e\ntable_name: t\n").expect("parse");
+    let d = WrapperConfiguration::new("https://e", "t");
+    assert_eq!(format!("{c:?}"), format!("{d:?}"));
+
+    let c = WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\nretry: { max_attempts: 2 }\n\
+         debug: { max_files_retained: null, rotation_interval_secs: null }\n\
+         observability: { enabled: false }\n",
+    )
+    .expect("parse");
+    assert_eq!(c.retry_max_attempts, 2);
+    assert_eq!(c.retry_base_delay_ms, 100);
+    assert_eq!(c.debug_max_files_retained, None, "null = unlimited");
+    assert_eq!(c.debug_rotation_interval_secs, None);
+    assert_eq!(
+        c.debug_max_file_size,
+        Some(10 * 1024 * 1024),
+        "missing = default"
+    );
+    assert!(!c.observability_enabled && c.observability_config.is_none());
+}
+
+#[test]
+fn yaml_errors_name_key_and_location() {
+    let message = config_message(WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\ntable_nmae: x\n",
+    ));
+    assert!(
+        message.contains("table_nmae") && message.contains("line 3"),
+        "{message}"
+    );
+
+    let message = config_message(WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\ndebug:\n  outptu_dir: /x\n",
+    ));
+    assert!(
+        message.contains("outptu_dir") && message.contains("line 4"),
+        "{message}"
+    );
+
+    let message = config_message(WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\nretry:\n  max_attempts: many\n",
+    ));
+    assert!(
+        message.contains("line 4, column") && message.contains("u32"),
+        "{message}"
+    );
+    assert!(
+        !message.ends_with("column 17"),
+        "location not repeated: {message}"
+    );
+
+    let message = config_message(WrapperConfiguration::from_yaml_str("table_name: t\n"));
+    assert!(message.contains("endpoint"), "{message}");
+
+    let message = config_message(WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\nclient_secret: [hunter2]\n",
+    ));
+    assert!(
+        message.contains("client_secret") && !message.contains("hunter2"),
+        "{message}"
+    );
+    // An unquoted number is kept as its raw text.
+    let c = WrapperConfiguration::from_yaml_str(
+        "endpoint: https://e\ntable_name: t\nclient_secret: 00987654321\n",
+    )
+    .expect("numeric secret");
+    assert_eq!(c.client_secret_str(), Some("00987654321"));
+}
+
+#[test]
+fn yaml_file_errors() {
+    let missing = std::env::temp_dir().join("no-such-dir-zerobus/config.yaml");
+    match WrapperConfiguration::from_yaml_file(&missing) {
+        Err(ZerobusError::IoError { path, .. }) => assert_eq!(path, missing),
+        other => panic!("expected an IoError, got {other:?}"),
+    }
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(file, "endpoint: https://e\ntable_name: [").expect("write");
+    let message = config_message(WrapperConfiguration::from_yaml_file(file.path()));
+    assert!(
+        message.starts_with(&file.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("line"), "{message}");
+}
+
+const ALL_ENV: &[(&str, &str)] = &[
+    ("ZEROBUS_ENDPOINT", "https://env.example.com"),
+    ("ZEROBUS_TABLE_NAME", "env.sch.tbl"),
+    ("ZEROBUS_CLIENT_ID", "env-id"),
+    ("ZEROBUS_CLIENT_SECRET", "env-secret"),
+    ("ZEROBUS_UNITY_CATALOG_URL", "https://env-uc"),
+    ("ZEROBUS_WRITER_DISABLED", "yes"),
+    ("ZEROBUS_MAX_RECORD_SIZE_BYTES", "2048"),
+    ("DEBUG_ENABLED", "1"),
+    ("DEBUG_ARROW_ENABLED", "false"),
+    ("DEBUG_PROTOBUF_ENABLED", "TRUE"),
+    ("DEBUG_OUTPUT_DIR", "/env/debug"),
+    ("DEBUG_MAX_FILES_RETAINED", "unlimited"),
+    ("DEBUG_FLUSH_INTERVAL_SECS", " 3 "),
+    ("DEBUG_MAX_FILE_SIZE", "4096"),
+    ("DEBUG_ROTATION_INTERVAL_SECS", "none"),
+];
+
+#[test]
+fn env_sets_every_variable() {
+    let c = apply_env(WrapperConfiguration::new("https://e", "t"), ALL_ENV).expect("env");
+    assert_eq!(c.zerobus_endpoint, "https://env.example.com");
+    assert_eq!(c.table_name, "env.sch.tbl");
+    assert_eq!(c.client_id.as_deref(), Some("env-id"));
+    assert_eq!(c.client_secret_str(), Some("env-secret"));
+    assert_eq!(c.unity_catalog_url.as_deref(), Some("https://env-uc"));
+    assert!(c.zerobus_writer_disabled);
+    assert_eq!(c.max_record_size_bytes, 2048);
+    assert!(c.debug_enabled);
+    assert_eq!(
+        (c.debug_arrow_enabled, c.debug_protobuf_enabled),
+        (Some(false), Some(true))
+    );
+    assert_eq!(c.debug_output_dir, Some(PathBuf::from("/env/debug")));
+    assert_eq!(c.debug_max_files_retained, None);
+    assert_eq!(c.debug_flush_interval_secs, 3);
+    assert_eq!(c.debug_max_file_size, Some(4096));
+    assert_eq!(c.debug_rotation_interval_secs, None);
+
+    let c = apply_env(
+        WrapperConfiguration::new("https://e", "t"),
+        &[
+            ("DEBUG_MAX_FILES_RETAINED", "20"),
+            ("DEBUG_MAX_FILE_SIZE", "None"),
+        ],
+    )
+    .expect("env");
+    assert_eq!(c.debug_max_files_retained, Some(20));
+    assert_eq!(c.debug_max_file_size, None);
+}
+
+#[test]
+fn env_booleans() {
+    for (value, expected) in [
+        ("true", true),
+        ("TRUE", true),
+        ("1", true),
+        ("yes", true),
+        ("Yes", true),
+        ("false", false),
+        ("False", false),
+        ("0", false),
+        ("no", false),
+        ("NO", false),
+    ] {
+        let c = apply_env(valid(), &[("ZEROBUS_WRITER_DISABLED", value)]).expect(value);
+        assert_eq!(c.zerobus_writer_disabled, expected, "{value}");
+    }
+}
+
+#[test]
+fn env_bad_values_name_variable_and_value() {
+    let cases = [
+        ("ZEROBUS_WRITER_DISABLED", "maybe"),
+        ("ZEROBUS_MAX_RECORD_SIZE_BYTES", "10MB"),
+        ("DEBUG_ENABLED", "on"),
+        ("DEBUG_ARROW_ENABLED", "2"),
+        ("DEBUG_PROTOBUF_ENABLED", "y"),
+        ("DEBUG_MAX_FILES_RETAINED", "-1"),
+        ("DEBUG_FLUSH_INTERVAL_SECS", "5s"),
+        ("DEBUG_MAX_FILE_SIZE", "big"),
+        ("DEBUG_ROTATION_INTERVAL_SECS", "1h"),
+    ];
+    for (name, value) in cases {
+        let message = config_message(apply_env(
+            valid(),
+            &[(name, value), ("ZEROBUS_CLIENT_SECRET", "top-secret-env")],
+        ));
+        assert!(message.starts_with(&format!("{name}:")), "{message}");
+        assert!(message.contains(&format!("'{value}'")), "{message}");
+        assert!(!message.contains("top-secret-env"), "{message}");
+    }
+}
+
+#[test]
+fn env_empty_value_counts_as_unset() {
+    let c = apply_env(
+        valid(),
+        &[("ZEROBUS_CLIENT_ID", "  "), ("DEBUG_ENABLED", "")],
+    )
+    .expect("env");
+    assert_eq!(c.client_id.as_deref(), Some("id"));
+    assert!(!c.debug_enabled);
+}
+
+#[test]
+fn from_env_requires_endpoint_and_table() {
+    let map = env(&[("ZEROBUS_TABLE_NAME", "t")]);
+    let message = config_message(WrapperConfiguration::from_env_lookup(|k| {
+        map.get(k).cloned()
+    }));
+    assert!(message.starts_with("ZEROBUS_ENDPOINT:"), "{message}");
+
+    let map = env(&[
+        ("ZEROBUS_ENDPOINT", "https://e"),
+        ("ZEROBUS_TABLE_NAME", ""),
+    ]);
+    let message = config_message(WrapperConfiguration::from_env_lookup(|k| {
+        map.get(k).cloned()
+    }));
+    assert!(message.starts_with("ZEROBUS_TABLE_NAME:"), "{message}");
+
+    let map = env(ALL_ENV);
+    let c = WrapperConfiguration::from_env_lookup(|k| map.get(k).cloned()).expect("env");
+    assert_eq!(c.zerobus_endpoint, "https://env.example.com");
+    assert_eq!(c.debug_flush_interval_secs, 3);
+}
+
+#[test]
+fn precedence_defaults_yaml_env_builder() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    write!(
+        file,
+        "endpoint: https://yaml\ntable_name: yaml_table\nclient_id: yaml-id\n\
+         retry: {{ max_attempts: 9 }}\ndebug: {{ flush_interval_secs: 8, max_file_size: 77 }}\n"
+    )
+    .expect("write");
+    let env_pairs = [
+        ("ZEROBUS_TABLE_NAME", "env_table"),
+        ("DEBUG_FLUSH_INTERVAL_SECS", "4"),
+    ];
+
+    let c = WrapperConfiguration::from_yaml_file(file.path())
+        .and_then(|c| apply_env(c, &env_pairs))
+        .expect("load")
+        .with_debug_max_file_size(Some(55));
+    assert_eq!(c.zerobus_endpoint, "https://yaml", "YAML over default");
+    assert_eq!(c.client_id.as_deref(), Some("yaml-id"));
+    assert_eq!(c.retry_max_attempts, 9);
+    assert_eq!(c.retry_base_delay_ms, 100, "default kept");
+    assert_eq!(c.table_name, "env_table", "env over YAML");
+    assert_eq!(c.debug_flush_interval_secs, 4, "env over YAML");
+    assert_eq!(c.debug_max_file_size, Some(55), "builder over YAML");
+
+    let map = env(&env_pairs);
+    let c = WrapperConfiguration::load_with(Some(file.path()), |k| map.get(k).cloned())
+        .expect("load_with");
+    assert_eq!(
+        (c.table_name.as_str(), c.debug_flush_interval_secs),
+        ("env_table", 4)
+    );
+    assert_eq!(c.debug_max_file_size, Some(77));
+
+    let map = env(&[
+        ("ZEROBUS_ENDPOINT", "https://e"),
+        ("ZEROBUS_TABLE_NAME", "t"),
+    ]);
+    let c = WrapperConfiguration::load_with(None, |k| map.get(k).cloned()).expect("env only");
+    assert_eq!(c.zerobus_endpoint, "https://e");
+}
