@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo test (lib, integration, examples, benches in test mode)"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --features local
 echo "== cargo test --doc"
-cargo test --workspace --doc
+cargo test --workspace --doc --features local
 echo "== examples"
 for example in writer_disabled per_row_errors; do
   echo "-- cargo run --example $example"

@@ -22,9 +22,13 @@
 //! - [`error`]: [`ZerobusError`], retryable or not.
 //!
 //! # Cargo features
-//! None yet: the core (this crate's default build) needs only Arrow, prost and tokio.
-//! The network transport, the local Zerobus server, the DataFusion sink and the Python
-//! bindings arrive behind their own features so that the core stays quick to build.
+//! The core (this crate's default build) needs only Arrow, prost and tokio.
+//! - `local`: the module `arrow_zerobus_sdk_wrapper::local`, an in-process
+//!   Zerobus-compatible gRPC server for tests against the unmodified official client
+//!   (adds `databricks-zerobus-ingest-sdk` and tonic). Memory landing only for now.
+//!
+//! The network transport, the DataFusion sink and the Python bindings arrive behind their
+//! own features so that the core stays quick to build.
 //!
 //! # Writer-disabled mode
 //! With [`WrapperConfiguration::with_zerobus_writer_disabled`] the wrapper validates,
@@ -35,6 +39,8 @@ pub mod config;
 pub mod debug;
 pub mod encode;
 pub mod error;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod result;
 mod rows;
 pub mod schema;
