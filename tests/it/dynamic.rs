@@ -10,10 +10,11 @@ use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
-    Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    ArrowNativeType, DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type,
+    Decimal32Type, Decimal64Type, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Int8Type, RunEndIndexType, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
 
@@ -120,46 +121,28 @@ fn resolve(array: &ArrayRef, i: usize) -> Option<(ArrayRef, usize)> {
         DataType::RunEndEncoded(run_ends, _) => {
             // The run containing logical position offset + i: the first run end above it.
             let logical = array.offset() + i;
-            let (run_ends, values): (Vec<usize>, &ArrayRef) = match run_ends.data_type() {
-                DataType::Int16 => {
-                    let run = array.as_run::<Int16Type>();
-                    (
-                        run.run_ends()
-                            .values()
-                            .iter()
-                            .map(|&e| e as usize)
-                            .collect(),
-                        run.values(),
-                    )
-                }
-                DataType::Int32 => {
-                    let run = array.as_run::<Int32Type>();
-                    (
-                        run.run_ends()
-                            .values()
-                            .iter()
-                            .map(|&e| e as usize)
-                            .collect(),
-                        run.values(),
-                    )
-                }
-                _ => {
-                    let run = array.as_run::<Int64Type>();
-                    (
-                        run.run_ends()
-                            .values()
-                            .iter()
-                            .map(|&e| e as usize)
-                            .collect(),
-                        run.values(),
-                    )
-                }
+            let (run_ends, values) = match run_ends.data_type() {
+                DataType::Int16 => run_parts::<Int16Type>(array),
+                DataType::Int32 => run_parts::<Int32Type>(array),
+                _ => run_parts::<Int64Type>(array),
             };
             let physical = run_ends.partition_point(|&end| end <= logical);
             resolve(values, physical)
         }
         _ => Some((array.clone(), i)),
     }
+}
+
+/// The run ends (as `usize`) and the values of a run-end encoded array.
+fn run_parts<R: RunEndIndexType>(array: &ArrayRef) -> (Vec<usize>, &ArrayRef) {
+    let run = array.as_run::<R>();
+    let ends = run
+        .run_ends()
+        .values()
+        .iter()
+        .map(|e| e.as_usize())
+        .collect();
+    (ends, run.values())
 }
 
 /// Whether element `i` is null, looking through dictionaries and run-end encoding.
