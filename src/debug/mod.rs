@@ -304,15 +304,7 @@ impl DebugWriter {
     ///
     /// The first [`ZerobusError::IoError`]; both formats are flushed regardless.
     pub fn flush(&self) -> Result<(), ZerobusError> {
-        let arrow = self
-            .arrow
-            .as_ref()
-            .map_or(Ok(()), |sink| lock(sink, ArrowSink::abandon).flush());
-        let proto = self
-            .proto
-            .as_ref()
-            .map_or(Ok(()), |sink| lock(sink, ProtoSink::abandon).flush());
-        arrow.and(proto)
+        self.on_both(ArrowSink::flush, ProtoSink::flush)
     }
 
     /// Finishes and closes both files (the Arrow end-of-stream marker is written).
@@ -324,14 +316,24 @@ impl DebugWriter {
     ///
     /// The first [`ZerobusError::IoError`]; both formats are closed regardless.
     pub fn shutdown(&self) -> Result<(), ZerobusError> {
+        self.on_both(ArrowSink::finish, ProtoSink::finish)
+    }
+
+    /// Runs `arrow` and `proto` on the enabled sinks (both, even if the first fails) and
+    /// returns the first error.
+    fn on_both(
+        &self,
+        arrow: impl FnOnce(&mut ArrowSink) -> Result<(), ZerobusError>,
+        proto: impl FnOnce(&mut ProtoSink) -> Result<(), ZerobusError>,
+    ) -> Result<(), ZerobusError> {
         let arrow = self
             .arrow
             .as_ref()
-            .map_or(Ok(()), |sink| lock(sink, ArrowSink::abandon).finish());
+            .map_or(Ok(()), |sink| arrow(&mut lock(sink, ArrowSink::abandon)));
         let proto = self
             .proto
             .as_ref()
-            .map_or(Ok(()), |sink| lock(sink, ProtoSink::abandon).finish());
+            .map_or(Ok(()), |sink| proto(&mut lock(sink, ProtoSink::abandon)));
         arrow.and(proto)
     }
 

@@ -189,6 +189,13 @@ fn too_large(row: usize, size: usize, limit: usize) -> (usize, ConversionFailure
     (row, failure)
 }
 
+/// Whether `row` is in `failures` (sorted by row).
+fn contains_row(failures: &[(usize, ConversionFailure)], row: usize) -> bool {
+    failures
+        .binary_search_by_key(&row, |(failed, _)| *failed)
+        .is_ok()
+}
+
 /// The per-block scratch space of [`RowEncoder::encode`].
 ///
 /// Each block of rows is sized and then written while its input values and its sizes are
@@ -268,9 +275,8 @@ impl BlockState {
             );
         }
         debug_assert!(
-            rows.clone()
-                .all(|row| encoded.is_failed_in(&self.failures, row)
-                    || self.cursors[row - rows.start] == encoded.offsets[row + 1]),
+            rows.clone().all(|row| contains_row(&self.failures, row)
+                || self.cursors[row - rows.start] == encoded.offsets[row + 1]),
             "every row must fill exactly its computed size"
         );
         encoded.failures.append(&mut self.failures);
@@ -332,13 +338,7 @@ impl EncodedBatch {
 
     /// Whether `row` failed.
     pub fn is_failed(&self, row: usize) -> bool {
-        self.is_failed_in(&self.failures, row)
-    }
-
-    fn is_failed_in(&self, failures: &[(usize, ConversionFailure)], row: usize) -> bool {
-        failures
-            .binary_search_by_key(&row, |(failed, _)| *failed)
-            .is_ok()
+        contains_row(&self.failures, row)
     }
 }
 
