@@ -1,0 +1,2 @@
+//! `zerobus-local`: serves the local Zerobus server from the command line.
+fn main() {}

@@ -1,0 +1,269 @@
+//! The server's tables: their Arrow schemas, where their rows land, and their counters.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+use tonic::Status;
+
+use super::faults::Faults;
+use crate::error::ZerobusError;
+
+/// Where the server puts the rows it receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "local", derive(clap::ValueEnum))]
+pub enum Landing {
+    /// One Delta table per Zerobus table under `<data_dir>/<catalog>/<schema>/<table>`;
+    /// rows are acknowledged once their commit is written.
+    #[default]
+    Delta,
+    /// Kept in memory for the life of the server; acknowledged once stored.
+    Memory,
+    /// Counted, then dropped; acknowledged at once (for client-side benchmarks).
+    None,
+}
+
+/// Record counts of one table, over every stream that wrote to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records received (decoded and handed to the landing).
+    pub received: u64,
+    /// Records made durable by the landing (always 0 in [`Landing::None`]).
+    pub committed: u64,
+    /// Records covered by an acknowledgement sent to the client.
+    pub acknowledged: u64,
+    /// Records identical to one received before on the table (a resend after recovery,
+    /// or a genuinely repeated row).
+    pub duplicates: u64,
+}
+
+/// Resolves once the rows handed to [`Table::submit`] are durable.
+pub(crate) type Commit = oneshot::Receiver<Result<(), String>>;
+
+/// One landing of one table. `submit` is called in arrival order and must keep it.
+pub(crate) trait Sink: Send + Sync + Debug {
+    /// Stores `batch`; the returned [`Commit`] resolves when it is durable.
+    fn submit(&self, batch: RecordBatch) -> Commit;
+    /// Everything durable so far, in commit order.
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>>;
+}
+
+/// Rows kept in memory: durable as soon as they are stored.
+#[derive(Debug, Default)]
+pub(crate) struct MemorySink {
+    batches: Mutex<Vec<RecordBatch>>,
+}
+
+impl Sink for MemorySink {
+    fn submit(&self, batch: RecordBatch) -> Commit {
+        lock(&self.batches).push(batch);
+        committed(Ok(()))
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>> {
+        let batches = lock(&self.batches).clone();
+        Box::pin(async move { Ok(batches) })
+    }
+}
+
+/// Rows dropped on arrival.
+#[derive(Debug, Default)]
+pub(crate) struct NoneSink;
+
+impl Sink for NoneSink {
+    fn submit(&self, _batch: RecordBatch) -> Commit {
+        committed(Ok(()))
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A [`Commit`] that has already resolved.
+pub(crate) fn committed(result: Result<(), String>) -> Commit {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(result);
+    rx
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One table of the server.
+#[derive(Debug)]
+pub(crate) struct Table {
+    name: String,
+    schema: SchemaRef,
+    sink: Box<dyn Sink>,
+    counters: Mutex<Counters>,
+}
+
+impl Table {
+    /// The table's full name, `catalog.schema.table`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The table's Arrow schema (the Delta table's columns).
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Hands `batch` to the landing (counted as received); see [`Sink::submit`].
+    pub(crate) fn submit(&self, batch: RecordBatch) -> Commit {
+        lock(&self.counters).received += batch.num_rows() as u64;
+        self.sink.submit(batch)
+    }
+
+    /// Records `rows` as committed.
+    pub(crate) fn count_committed(&self, rows: u64) {
+        lock(&self.counters).committed += rows;
+    }
+
+    /// Records `rows` as acknowledged to a client.
+    pub(crate) fn count_acknowledged(&self, rows: u64) {
+        lock(&self.counters).acknowledged += rows;
+    }
+
+    /// Records `rows` as duplicates of rows received before.
+    pub(crate) fn count_duplicates(&self, rows: u64) {
+        lock(&self.counters).duplicates += rows;
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        *lock(&self.counters)
+    }
+
+    pub(crate) async fn read(&self) -> Result<Vec<RecordBatch>, ZerobusError> {
+        self.sink.read().await
+    }
+}
+
+/// Every table of a server, created up front or by the first stream that names them.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    landing: Landing,
+    data_dir: PathBuf,
+    strict: bool,
+    tables: Mutex<HashMap<String, Arc<Table>>>,
+    faults: Mutex<HashMap<String, Arc<Faults>>>,
+}
+
+impl Catalog {
+    pub(crate) fn new(landing: Landing, data_dir: PathBuf, strict: bool) -> Self {
+        Self {
+            landing,
+            data_dir,
+            strict,
+            tables: Mutex::default(),
+            faults: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn landing(&self) -> Landing {
+        self.landing
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The table, if it exists.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Table>> {
+        lock(&self.tables).get(name).cloned()
+    }
+
+    /// Every table name, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.tables).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The fault switches of `name` (created on first use, also for unknown tables).
+    pub(crate) fn faults(&self, name: &str) -> Arc<Faults> {
+        Arc::clone(lock(&self.faults).entry(name.to_string()).or_default())
+    }
+
+    /// Creates `name` with `schema` (no-op if it exists with an equal schema).
+    pub(crate) fn create(&self, name: &str, schema: SchemaRef) -> Result<Arc<Table>, Status> {
+        validate_table_name(name)?;
+        let mut tables = lock(&self.tables);
+        if let Some(table) = tables.get(name) {
+            if table.schema.fields() == schema.fields() {
+                return Ok(Arc::clone(table));
+            }
+            return Err(Status::already_exists(format!(
+                "table {name} exists with a different schema"
+            )));
+        }
+        let sink: Box<dyn Sink> = match self.landing {
+            Landing::Memory => Box::<MemorySink>::default(),
+            Landing::None => Box::new(NoneSink),
+            // Until the Delta landing exists, Delta tables are kept in memory.
+            Landing::Delta => Box::<MemorySink>::default(),
+        };
+        let table = Arc::new(Table {
+            name: name.to_string(),
+            schema,
+            sink,
+            counters: Mutex::default(),
+        });
+        tables.insert(name.to_string(), Arc::clone(&table));
+        Ok(table)
+    }
+
+    /// The table a new stream writes to: the existing one, or (unless strict) one created
+    /// with `proposed`, the schema the stream's own descriptor or Arrow schema implies.
+    /// Checking that the stream's schema is compatible with an existing table is the
+    /// caller's job (it depends on the record format).
+    pub(crate) fn open_for_stream(
+        &self,
+        name: &str,
+        proposed: impl FnOnce() -> Result<SchemaRef, Status>,
+    ) -> Result<Arc<Table>, Status> {
+        validate_table_name(name)?;
+        if let Some(table) = self.get(name) {
+            return Ok(table);
+        }
+        if self.strict {
+            return Err(Status::not_found(format!(
+                "table {name} does not exist (the server is strict: create tables up front)"
+            )));
+        }
+        self.create(name, proposed()?)
+    }
+}
+
+/// Accepts `catalog.schema.table` with three non-empty parts.
+pub(crate) fn validate_table_name(table: &str) -> Result<(), Status> {
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty()) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "invalid table name {table:?}: expected catalog.schema.table"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert!(validate_table_name("a.b.c").is_ok());
+        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c"] {
+            let err = validate_table_name(bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
+        }
+    }
+}

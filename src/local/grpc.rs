@@ -1,0 +1,387 @@
+//! The `databricks.zerobus.Zerobus` gRPC service: EphemeralStream.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use databricks_zerobus_ingest_sdk::databricks::zerobus::{
+    self as pb, ephemeral_stream_request, ephemeral_stream_response, ingest_record_batch_request,
+    ingest_record_request, zerobus_server::Zerobus, RecordType,
+};
+use prost::Message;
+use prost_types::DescriptorProto;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::catalog::{Commit, Table};
+use super::decode::{JsonDecoder, ProtoDecoder};
+use super::faults::{Faults, RecordFault};
+use super::Shared;
+
+/// Capacity of the per-stream response channel (acks waiting for the client to read them).
+const RESPONSE_BUFFER: usize = 1024;
+
+/// How long a client may take to finish after a CloseStreamSignal.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
+
+/// The `Zerobus` gRPC service.
+pub(crate) struct Service {
+    pub(crate) shared: Arc<Shared>,
+}
+
+type ResponseSender = mpsc::Sender<Result<pb::EphemeralStreamResponse, Status>>;
+
+#[tonic::async_trait]
+impl Zerobus for Service {
+    type EphemeralStreamStream = ReceiverStream<Result<pb::EphemeralStreamResponse, Status>>;
+
+    async fn ephemeral_stream(
+        &self,
+        request: Request<Streaming<pb::EphemeralStreamRequest>>,
+    ) -> Result<Response<Self::EphemeralStreamStream>, Status> {
+        // The client waits for the response headers before it sends `create_stream`:
+        // answer at once and read the requests in a task.
+        let metadata = request.metadata().clone();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let result = match open(&shared, &metadata, inbound, &tx).await {
+                Ok(Some(stream)) => stream.run(&tx).await,
+                Ok(None) => Ok(()),
+                Err(status) => Err(status),
+            };
+            if let Err(status) = result {
+                tracing::debug!(%status, "local Zerobus: stream failed");
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type PersistentStreamStream = ReceiverStream<Result<pb::PersistentStreamResponse, Status>>;
+
+    async fn persistent_stream(
+        &self,
+        _request: Request<Streaming<pb::PersistentStreamRequest>>,
+    ) -> Result<Response<Self::PersistentStreamStream>, Status> {
+        Err(Status::unimplemented(
+            "PersistentStream is not implemented by the local Zerobus server",
+        ))
+    }
+
+    async fn retire_stream(
+        &self,
+        _request: Request<pb::RetireStreamRequest>,
+    ) -> Result<Response<pb::RetireStreamResponse>, Status> {
+        Err(Status::unimplemented(
+            "RetireStream is not implemented by the local Zerobus server",
+        ))
+    }
+}
+
+/// How an open stream turns records into rows.
+enum Format {
+    Proto(ProtoDecoder),
+    Json(JsonDecoder),
+}
+
+/// An EphemeralStream after `create_stream`.
+struct OpenStream {
+    shared: Arc<Shared>,
+    inbound: Streaming<pb::EphemeralStreamRequest>,
+    table_name: String,
+    /// `None` for a JSON stream whose table is created from its first records.
+    table: Option<Arc<Table>>,
+    format: Format,
+    faults: Arc<Faults>,
+}
+
+/// Reads `create_stream`, checks it, and answers it. `Ok(None)`: the client left first.
+async fn open(
+    shared: &Arc<Shared>,
+    metadata: &tonic::metadata::MetadataMap,
+    mut inbound: Streaming<pb::EphemeralStreamRequest>,
+    tx: &ResponseSender,
+) -> Result<Option<OpenStream>, Status> {
+    let Some(first) = inbound.message().await? else {
+        return Ok(None);
+    };
+    let Some(ephemeral_stream_request::Payload::CreateStream(create)) = first.payload else {
+        return Err(Status::invalid_argument(
+            "the first message of an EphemeralStream must be create_stream",
+        ));
+    };
+    let table_name = create.table_name.clone().unwrap_or_default();
+    super::catalog::validate_table_name(&table_name)?;
+    shared.auth.check(metadata, &table_name)?;
+    let faults = shared.catalog.faults(&table_name);
+    faults.on_create()?;
+    let (format, table) = match record_type(&create)? {
+        RecordType::Proto => {
+            let bytes = create.descriptor_proto.unwrap_or_default();
+            let descriptor = DescriptorProto::decode(bytes.as_slice()).map_err(|e| {
+                Status::invalid_argument(format!("descriptor_proto is not a DescriptorProto: {e}"))
+            })?;
+            let decoder = ProtoDecoder::new(descriptor)?;
+            let table = shared
+                .catalog
+                .open_for_stream(&table_name, || decoder.table_schema())?;
+            decoder.check(table.schema())?;
+            (Format::Proto(decoder), Some(table))
+        }
+        _ => (Format::Json(JsonDecoder), shared.catalog.get(&table_name)),
+    };
+    let stream_id = format!(
+        "local-{}",
+        shared.next_stream_id.fetch_add(1, Ordering::Relaxed)
+    );
+    tracing::debug!(table = %table_name, %stream_id, "local Zerobus: stream created");
+    let created =
+        ephemeral_stream_response::Payload::CreateStreamResponse(pb::CreateIngestStreamResponse {
+            stream_id: Some(stream_id),
+        });
+    if !send(tx, created).await {
+        return Ok(None);
+    }
+    Ok(Some(OpenStream {
+        shared: Arc::clone(shared),
+        inbound,
+        table_name,
+        table,
+        format,
+        faults,
+    }))
+}
+
+/// The stream's record type: PROTO (with a descriptor) or JSON.
+fn record_type(create: &pb::CreateIngestStreamRequest) -> Result<RecordType, Status> {
+    let raw = create.record_type.unwrap_or(RecordType::Unspecified as i32);
+    match RecordType::try_from(raw) {
+        Ok(RecordType::Proto) if create.descriptor_proto.is_none() => Err(
+            Status::invalid_argument("record type PROTO needs descriptor_proto"),
+        ),
+        Ok(t @ (RecordType::Proto | RecordType::Json)) => Ok(t),
+        Ok(other) => Err(Status::invalid_argument(format!(
+            "record type {} is not supported by the local Zerobus server (only PROTO and JSON)",
+            other.as_str_name()
+        ))),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown record type {raw} (the local Zerobus server accepts PROTO and JSON)"
+        ))),
+    }
+}
+
+/// One request message on its way to an acknowledgement.
+struct Pending {
+    offset_id: i64,
+    rows: u64,
+    table: Arc<Table>,
+    commit: Commit,
+}
+
+impl OpenStream {
+    /// Stores and acknowledges records until the client half-closes.
+    async fn run(mut self, tx: &ResponseSender) -> Result<(), Status> {
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let acks = tokio::spawn(send_acks(ack_rx, Arc::clone(&self.faults), tx.clone()));
+        let result = self.receive(tx, &ack_tx).await;
+        drop(ack_tx);
+        if result.is_ok() {
+            // Half-close: every outstanding ack goes out before the response ends with OK.
+            let _ = acks.await;
+        } else {
+            acks.abort();
+        }
+        result
+    }
+
+    async fn receive(
+        &mut self,
+        tx: &ResponseSender,
+        acks: &mpsc::UnboundedSender<Pending>,
+    ) -> Result<(), Status> {
+        let mut expected_offset: i64 = 0;
+        let lifetime = tokio::time::sleep(self.shared.stream_lifetime);
+        tokio::pin!(lifetime);
+        let mut lifetime_signalled = false;
+        loop {
+            let request = tokio::select! {
+                request = self.inbound.message() => request?,
+                () = &mut lifetime, if !lifetime_signalled => {
+                    lifetime_signalled = true;
+                    if !send(tx, close_signal()).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            // `None`: the client half-closed (close() or before a reconnect).
+            let Some(request) = request else {
+                return Ok(());
+            };
+            let (offset_id, rows) = self.store(request, acks)?;
+            if offset_id != expected_offset {
+                return Err(Status::invalid_argument(format!(
+                    "offset_id {offset_id} out of order: expected {expected_offset}"
+                )));
+            }
+            expected_offset += 1;
+            match self.faults.after_records(rows) {
+                RecordFault::None => {}
+                RecordFault::Fail(status) => return Err(status),
+                RecordFault::Close => {
+                    if !send(tx, close_signal()).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one request message and hands its rows to the landing; returns its
+    /// offset and row count.
+    fn store(
+        &mut self,
+        request: pb::EphemeralStreamRequest,
+        acks: &mpsc::UnboundedSender<Pending>,
+    ) -> Result<(i64, u64), Status> {
+        use ephemeral_stream_request::Payload;
+        let (offset_id, records) = match request.payload {
+            Some(Payload::IngestRecord(r)) => (r.offset_id, single_record(r.record)?),
+            Some(Payload::IngestRecordBatch(b)) => (b.offset_id, batch_records(b.batch)?),
+            Some(Payload::CreateStream(_)) => {
+                return Err(Status::invalid_argument(
+                    "create_stream sent twice on one EphemeralStream",
+                ))
+            }
+            None => return Err(Status::invalid_argument("empty EphemeralStream request")),
+        };
+        let offset_id = offset_id.ok_or_else(|| Status::invalid_argument("missing offset_id"))?;
+        let batch = match (&self.format, records) {
+            (Format::Proto(decoder), Records::Proto(records)) => {
+                let table = self.table.as_ref().expect("a PROTO stream has its table");
+                decoder.decode(table.schema(), &records)?
+            }
+            (Format::Json(decoder), Records::Json(records)) => {
+                let table = match &self.table {
+                    Some(table) => Arc::clone(table),
+                    None => {
+                        let table = self
+                            .shared
+                            .catalog
+                            .open_for_stream(&self.table_name, || decoder.infer_schema(&records))?;
+                        self.table = Some(Arc::clone(&table));
+                        table
+                    }
+                };
+                decoder.decode(table.schema(), &records)?
+            }
+            (Format::Proto(_), _) => return Err(mismatch("PROTO")),
+            (Format::Json(_), _) => return Err(mismatch("JSON")),
+        };
+        let table = Arc::clone(self.table.as_ref().expect("opened above"));
+        let rows = batch.num_rows() as u64;
+        let commit = table.submit(batch);
+        // The ack task ends only when this stream ends: a send cannot fail before.
+        let _ = acks.send(Pending {
+            offset_id,
+            rows,
+            table,
+            commit,
+        });
+        Ok((offset_id, rows))
+    }
+}
+
+/// Sends each request's ack once its rows are durable, in request order.
+async fn send_acks(
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    faults: Arc<Faults>,
+    tx: ResponseSender,
+) {
+    while let Some(p) = pending.recv().await {
+        match p.commit.await {
+            Ok(Ok(())) => p.table.count_committed(p.rows),
+            Ok(Err(e)) => {
+                let _ = tx
+                    .send(Err(Status::internal(format!("commit failed: {e}"))))
+                    .await;
+                return;
+            }
+            Err(_) => return,
+        }
+        let Some(delay) = faults.ack_delay() else {
+            continue; // withheld
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        // Counted before sending, so a client that saw the ack never reads a smaller count.
+        p.table.count_acknowledged(p.rows);
+        let ack =
+            ephemeral_stream_response::Payload::IngestRecordResponse(pb::IngestRecordResponse {
+                durability_ack_up_to_offset: Some(p.offset_id),
+            });
+        if !send(&tx, ack).await {
+            return;
+        }
+    }
+}
+
+fn close_signal() -> ephemeral_stream_response::Payload {
+    ephemeral_stream_response::Payload::CloseStreamSignal(pb::CloseStreamSignal {
+        duration: Some(prost_types::Duration {
+            seconds: CLOSE_GRACE.as_secs() as i64,
+            nanos: 0,
+        }),
+    })
+}
+
+/// The records of one request message.
+enum Records {
+    Proto(Vec<Vec<u8>>),
+    Json(Vec<String>),
+}
+
+fn single_record(record: Option<ingest_record_request::Record>) -> Result<Records, Status> {
+    use ingest_record_request::Record;
+    match record {
+        Some(Record::ProtoEncodedRecord(bytes)) => Ok(Records::Proto(vec![bytes])),
+        Some(Record::JsonRecord(json)) => Ok(Records::Json(vec![json])),
+        Some(_) => Err(Status::invalid_argument(
+            "only PROTO and JSON records are supported by the local Zerobus server",
+        )),
+        None => Err(Status::invalid_argument("ingest_record without a record")),
+    }
+}
+
+fn batch_records(batch: Option<ingest_record_batch_request::Batch>) -> Result<Records, Status> {
+    use ingest_record_batch_request::Batch;
+    match batch {
+        Some(Batch::ProtoEncodedBatch(b)) => Ok(Records::Proto(b.records)),
+        Some(Batch::JsonBatch(b)) => Ok(Records::Json(b.records)),
+        Some(_) => Err(Status::invalid_argument(
+            "only PROTO and JSON records are supported by the local Zerobus server",
+        )),
+        None => Err(Status::invalid_argument(
+            "ingest_record_batch without a batch",
+        )),
+    }
+}
+
+fn mismatch(expected: &str) -> Status {
+    Status::invalid_argument(format!(
+        "record does not match the stream's record type {expected}"
+    ))
+}
+
+/// Sends one response; `false` if the client is gone.
+async fn send(tx: &ResponseSender, payload: ephemeral_stream_response::Payload) -> bool {
+    tx.send(Ok(pb::EphemeralStreamResponse {
+        payload: Some(payload),
+    }))
+    .await
+    .is_ok()
+}
