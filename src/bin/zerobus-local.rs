@@ -1,2 +1,180 @@
-//! `zerobus-local`: serves the local Zerobus server from the command line.
-fn main() {}
+//! `zerobus-local`: runs the local Zerobus server from the command line, until Ctrl-C.
+//!
+//! Point the unmodified official SDK at the printed endpoint (plaintext, so `.no_tls()`)
+//! and Unity Catalog URL, with the printed OAuth client credentials.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID};
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+
+/// A local, Zerobus-compatible ingestion server for tests and development.
+///
+/// Serves the Zerobus gRPC service and Arrow Flight on one port, and the OAuth token and
+/// Unity Catalog table endpoints on a second (HTTP/1.1) port, all on 127.0.0.1 and without
+/// TLS. Received rows land in Delta tables (or memory). Stops cleanly on Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(name = "zerobus-local", version, about, long_about = None)]
+#[command(after_help = "\
+Example:
+  zerobus-local --port 50051 --http-port 50052 --data-dir ./zerobus-data
+
+then, with the official Rust SDK (feature `testing` for no_tls):
+  ZerobusSdk::builder()
+      .endpoint(\"http://127.0.0.1:50051\")
+      .unity_catalog_url(\"http://127.0.0.1:50052\")
+      .no_tls()
+      .build()?
+      .stream_builder()
+      .table(\"main.default.events\")
+      .oauth(CLIENT_ID, CLIENT_SECRET)
+      .json()
+      .build()
+      .await?;")]
+struct Args {
+    /// gRPC port (Zerobus EphemeralStream and Arrow Flight) on 127.0.0.1; 0 picks a free
+    /// port.
+    #[arg(long, env = "ZEROBUS_LOCAL_PORT", default_value_t = 50051)]
+    port: u16,
+
+    /// HTTP port (OAuth `POST /oidc/v1/token`, Unity Catalog `GET
+    /// /api/2.1/unity-catalog/tables/{name}`) on 127.0.0.1; 0 picks a free port.
+    #[arg(long, env = "ZEROBUS_LOCAL_HTTP_PORT", default_value_t = 50052)]
+    http_port: u16,
+
+    /// Where Delta tables are written, one per table under <catalog>/<schema>/<table>
+    /// (default: a temporary directory, removed on exit).
+    #[arg(long, env = "ZEROBUS_LOCAL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Where received rows go: `delta` (acknowledged once committed), `memory` (kept until
+    /// exit), `none` (counted and dropped, for client benchmarks).
+    #[arg(long, value_enum, default_value_t = Landing::Delta)]
+    landing: Landing,
+
+    /// Lifetime of issued OAuth tokens, in seconds (sent to the client as `expires_in`).
+    #[arg(long, value_name = "SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    token_ttl: u64,
+
+    /// Accept every stream without a token (use the SDK's `.no_auth()`).
+    #[arg(long)]
+    no_auth: bool,
+
+    /// Refuse streams to tables that do not exist yet with NOT_FOUND, as the service does,
+    /// instead of creating a table from the first stream that names it.
+    #[arg(long)]
+    strict: bool,
+
+    /// The OAuth client id the token endpoint accepts.
+    #[arg(long, env = "ZEROBUS_LOCAL_CLIENT_ID", default_value = DEFAULT_CLIENT_ID)]
+    client_id: String,
+
+    /// The OAuth client secret the token endpoint accepts (default: a random one, printed
+    /// at start). Prefer the environment variable over the flag, which other users can see.
+    #[arg(long, env = "ZEROBUS_LOCAL_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut builder = LocalZerobus::builder()
+        .port(args.port)
+        .http_port(args.http_port)
+        .landing(args.landing)
+        .strict(args.strict)
+        .token_ttl(Duration::from_secs(args.token_ttl))
+        .auth(if args.no_auth {
+            Auth::Disabled
+        } else {
+            Auth::OAuth
+        });
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let secret = args
+        .client_secret
+        .clone()
+        .unwrap_or_else(|| format!("zbls_{}", uuid::Uuid::new_v4().simple()));
+    builder = builder.credentials(args.client_id.clone(), SecretString::from(secret));
+    let server = match builder.start().await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("zerobus-local: could not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_banner(&server, &args);
+    if let Err(e) = stop_signal().await {
+        eprintln!("zerobus-local: cannot wait for Ctrl-C: {e}");
+    }
+    println!("zerobus-local: stopping");
+    server.shutdown().await;
+    println!("zerobus-local: stopped");
+    ExitCode::SUCCESS
+}
+
+fn print_banner(server: &LocalZerobus, args: &Args) {
+    let auth = if args.no_auth {
+        "disabled (use the SDK's .no_auth())".to_string()
+    } else {
+        format!("oauth, tokens live {} s", args.token_ttl)
+    };
+    println!("zerobus-local: listening");
+    println!("  endpoint:          {}", server.endpoint());
+    println!("  unity_catalog_url: {}", server.unity_catalog_url());
+    println!("  client_id:         {}", server.client_id());
+    println!(
+        "  client_secret:     {}",
+        server.client_secret().expose_secret()
+    );
+    println!("  auth:              {auth}");
+    println!(
+        "  landing:           {:?} in {}",
+        args.landing,
+        server.data_dir().display()
+    );
+    println!();
+    println!("Rust SDK (feature `testing`):");
+    println!("  let sdk = ZerobusSdk::builder()");
+    println!("      .endpoint(\"{}\")", server.endpoint());
+    println!(
+        "      .unity_catalog_url(\"{}\")",
+        server.unity_catalog_url()
+    );
+    println!("      .no_tls()");
+    println!("      .build()?;");
+    let auth_call = if args.no_auth {
+        ".no_auth()".to_string()
+    } else {
+        format!(
+            ".oauth(\"{}\", \"{}\")",
+            server.client_id(),
+            server.client_secret().expose_secret()
+        )
+    };
+    println!("  let stream = sdk.stream_builder().table(\"main.default.events\")");
+    println!("      {auth_call}.json().build().await?;");
+    println!();
+    println!("Press Ctrl-C to stop.");
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -34,11 +34,15 @@
 //!   `INVALID_ARGUMENT`; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
 //! - **Memory landing only**: records are kept per table in memory and read back with
 //!   [`LocalZerobus::records`], [`LocalZerobus::descriptor`] and [`LocalZerobus::counters`].
-//! - No authentication is checked (use the SDK's `testing` feature: `.no_tls()` and
-//!   `.no_auth()`).
+//! - **Authentication** ([`Auth`]): off by default (use the SDK's `testing` feature:
+//!   `.no_tls()` and `.no_auth()`). With [`Auth::OAuth`], a second HTTP port
+//!   ([`LocalZerobus::unity_catalog_url`]) issues tokens to the client credentials
+//!   ([`LocalZerobus::client_id`], [`LocalZerobus::client_secret`]) at `POST /oidc/v1/token`,
+//!   and streams need `authorization: Bearer <token>` issued for their table. The same port
+//!   serves `GET /api/2.1/unity-catalog/tables/{name}` (the table's columns, as the SDK's
+//!   `schema` module reads them) in both modes.
 //!
-//! Still to come: the Arrow Flight `DoPut` path, the OAuth token and Unity Catalog
-//! endpoints, landing into Delta tables, and fault injection (close signals, errors,
+//! Still to come: the Arrow Flight `DoPut` path, landing into Delta tables, and fault injection (close signals, errors,
 //! delayed or withheld acks).
 
 mod auth;
@@ -46,6 +50,8 @@ mod catalog;
 mod decode;
 mod faults;
 mod grpc;
+mod http;
+mod uc;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,11 +62,13 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::ZerobusServer;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL};
 pub use catalog::{Counters, Landing};
 pub use faults::Faults;
 
@@ -101,6 +109,11 @@ pub struct LocalZerobusBuilder {
     tables: Vec<(String, SchemaRef)>,
     stream_lifetime: Duration,
     max_decoding_message_size: usize,
+    auth: Auth,
+    http_port: u16,
+    token_ttl: Duration,
+    client_id: String,
+    client_secret: Option<SecretString>,
 }
 
 impl Default for LocalZerobusBuilder {
@@ -113,6 +126,11 @@ impl Default for LocalZerobusBuilder {
             tables: Vec::new(),
             stream_lifetime: DEFAULT_STREAM_LIFETIME,
             max_decoding_message_size: DEFAULT_MAX_DECODING_MESSAGE_SIZE,
+            auth: Auth::Disabled,
+            http_port: 0,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            client_id: DEFAULT_CLIENT_ID.to_string(),
+            client_secret: None,
         }
     }
 }
@@ -166,6 +184,39 @@ impl LocalZerobusBuilder {
         self
     }
 
+    /// Whether streams and Unity Catalog requests need a bearer token (default
+    /// [`Auth::Disabled`]).
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The HTTP port (OAuth token and Unity Catalog endpoints) on `127.0.0.1` (default 0: a
+    /// free port); see [`LocalZerobus::unity_catalog_url`].
+    pub fn http_port(mut self, port: u16) -> Self {
+        self.http_port = port;
+        self
+    }
+
+    /// The lifetime of issued tokens (default [`DEFAULT_TOKEN_TTL`]), sent to the client as
+    /// `expires_in` in whole seconds.
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = ttl;
+        self
+    }
+
+    /// The one OAuth client the token endpoint knows (default: [`DEFAULT_CLIENT_ID`] and a
+    /// random secret; see [`LocalZerobus::client_secret`]).
+    pub fn credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Self {
+        self.client_id = client_id.into();
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+
     /// Binds `127.0.0.1` and starts serving in background tasks of the current tokio
     /// runtime.
     ///
@@ -193,21 +244,30 @@ impl LocalZerobusBuilder {
         }
         let shared = Arc::new(Shared {
             catalog,
-            auth: Authenticator,
+            auth: Authenticator::new(
+                self.auth,
+                self.client_id.clone(),
+                self.client_secret
+                    .clone()
+                    .unwrap_or_else(auth::generate_secret),
+                self.token_ttl,
+            ),
             stream_lifetime: self.stream_lifetime,
             next_stream_id: AtomicU64::new(0),
         });
         let server = serve(&self, Arc::clone(&shared), self.port).await?;
+        let http = http::serve(Arc::clone(&shared), self.http_port).await?;
         Ok(LocalZerobus {
             settings: self,
             shared,
             server,
+            http,
             _temp_dir: temp_dir,
         })
     }
 }
 
-/// One running gRPC server task.
+/// One running server task (gRPC or HTTP).
 #[derive(Debug)]
 struct Running {
     addr: SocketAddr,
@@ -216,6 +276,17 @@ struct Running {
 }
 
 impl Running {
+    /// Moves the running server out, leaving a stopped placeholder on the same address.
+    fn take(&mut self) -> Running {
+        let (stop, _) = oneshot::channel();
+        let placeholder = Running {
+            addr: self.addr,
+            stop,
+            task: tokio::spawn(async {}),
+        };
+        std::mem::replace(self, placeholder)
+    }
+
     async fn stop(mut self) {
         let _ = self.stop.send(());
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
@@ -266,6 +337,7 @@ pub struct LocalZerobus {
     settings: LocalZerobusBuilder,
     shared: Arc<Shared>,
     server: Running,
+    http: Running,
     _temp_dir: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -284,6 +356,50 @@ impl LocalZerobus {
     /// needs `.no_tls()`).
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server.addr)
+    }
+
+    /// The address of the HTTP server (OAuth token and Unity Catalog endpoints).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.addr
+    }
+
+    /// The URL to give the SDK as `unity_catalog_url`: `http://127.0.0.1:HTTP_PORT`
+    /// (`POST /oidc/v1/token`, `GET /api/2.1/unity-catalog/tables/{name}`).
+    pub fn unity_catalog_url(&self) -> String {
+        format!("http://{}", self.http.addr)
+    }
+
+    /// Whether bearer tokens are checked.
+    pub fn auth(&self) -> Auth {
+        self.shared.auth.mode()
+    }
+
+    /// The OAuth client id the token endpoint accepts.
+    pub fn client_id(&self) -> &str {
+        self.shared.auth.client_id()
+    }
+
+    /// The OAuth client secret the token endpoint accepts (`expose_secret()` to pass it to
+    /// the SDK's `.oauth(..)`).
+    pub fn client_secret(&self) -> &SecretString {
+        self.shared.auth.client_secret()
+    }
+
+    /// The lifetime of tokens issued from now on; tokens already issued keep theirs.
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.shared.auth.set_token_ttl(ttl);
+    }
+
+    /// Fault: every token issued so far is expired from now on, so new streams that present
+    /// one are refused with `UNAUTHENTICATED` (the client then fetches a new token). Open
+    /// streams are not affected: tokens are only checked when a stream opens.
+    pub fn expire_tokens(&self) {
+        self.shared.auth.expire_all();
+    }
+
+    /// How many tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.auth.issued()
     }
 
     /// Where Delta tables are written.
@@ -337,21 +453,15 @@ impl LocalZerobus {
     /// # Errors
     /// [`ZerobusError::ConnectionError`] if the port cannot be bound again.
     pub async fn restart(&mut self) -> Result<(), ZerobusError> {
-        let (stop, _) = oneshot::channel();
-        let placeholder = Running {
-            addr: self.server.addr,
-            stop,
-            task: tokio::spawn(async {}),
-        };
-        std::mem::replace(&mut self.server, placeholder)
-            .stop()
-            .await;
+        self.server.take().stop().await;
+        self.http.take().stop().await;
         self.server = serve(
             &self.settings,
             Arc::clone(&self.shared),
             self.server.addr.port(),
         )
         .await?;
+        self.http = http::serve(Arc::clone(&self.shared), self.http.addr.port()).await?;
         Ok(())
     }
 
@@ -359,5 +469,6 @@ impl LocalZerobus {
     /// after a few seconds are cut off.
     pub async fn shutdown(self) {
         self.server.stop().await;
+        self.http.stop().await;
     }
 }
