@@ -42,8 +42,8 @@
 //!   serves `GET /api/2.1/unity-catalog/tables/{name}` (the table's columns, as the SDK's
 //!   `schema` module reads them) in both modes.
 //!
-//! Still to come: the Arrow Flight `DoPut` path, landing into Delta tables, and fault injection (close signals, errors,
-//! delayed or withheld acks).
+//! Still to come: the Arrow Flight `DoPut` path, landing into Delta tables, and fault
+//! injection (close signals, errors, delayed or withheld acks).
 
 mod auth;
 mod catalog;
