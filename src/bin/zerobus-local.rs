@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 /// A local, Zerobus-compatible ingestion server for tests and development.
@@ -17,20 +17,21 @@ use secrecy::{ExposeSecret, SecretString};
 /// Unity Catalog table endpoints on a second (HTTP/1.1) port, all on 127.0.0.1 and without
 /// TLS. Received rows land in Delta tables (or memory). Stops cleanly on Ctrl-C.
 #[derive(Debug, Parser)]
-#[command(name = "zerobus-local", version, about, long_about = None)]
+#[command(name = "zerobus-local", version)]
 #[command(after_help = "\
 Example:
   zerobus-local --port 50051 --http-port 50052 --data-dir ./zerobus-data
 
 then, with the official Rust SDK (feature `testing` for no_tls):
-  ZerobusSdk::builder()
+  let sdk = ZerobusSdk::builder()
       .endpoint(\"http://127.0.0.1:50051\")
       .unity_catalog_url(\"http://127.0.0.1:50052\")
       .no_tls()
-      .build()?
+      .build()?;
+  let stream = sdk
       .stream_builder()
       .table(\"main.default.events\")
-      .oauth(CLIENT_ID, CLIENT_SECRET)
+      .oauth(CLIENT_ID, CLIENT_SECRET) // as printed at start
       .json()
       .build()
       .await?;")]
@@ -133,9 +134,17 @@ fn print_banner(server: &LocalZerobus, args: &Args) {
         server.client_secret().expose_secret()
     );
     println!("  auth:              {auth}");
+    let landing = args.landing.to_possible_value().map_or_else(
+        || format!("{:?}", args.landing),
+        |v| v.get_name().to_string(),
+    );
+    let temporary = if args.data_dir.is_none() {
+        " (temporary, removed on exit)"
+    } else {
+        ""
+    };
     println!(
-        "  landing:           {:?} in {}",
-        args.landing,
+        "  landing:           {landing} in {}{temporary}",
         server.data_dir().display()
     );
     println!();
