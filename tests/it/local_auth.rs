@@ -172,8 +172,11 @@ async fn raw_create(
             },
         )),
     };
-    // Keep the request stream open so the server answers create_stream before EOF.
-    let requests = futures::stream::iter(vec![create]).chain(futures::stream::pending());
+    // The request stream stays open (create_stream is answered before EOF) until `_open`
+    // is dropped on return.
+    let (_open, requests) = tokio::sync::mpsc::channel::<pb::EphemeralStreamRequest>(1);
+    let requests = futures::stream::iter(vec![create])
+        .chain(tokio_stream::wrappers::ReceiverStream::new(requests));
     let mut request = tonic::Request::new(requests);
     if let Some(value) = authorization {
         request
@@ -606,5 +609,107 @@ async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
         rest.push(line);
     }
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    Ok(())
+}
+
+/// The table the JSON tests write: `{"id": <i64>, "name": "n-<id>"}`.
+fn id_name_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn id_name_records(ids: std::ops::Range<i64>) -> Vec<String> {
+    ids.map(|id| format!(r#"{{"id":{id},"name":"n-{id}"}}"#))
+        .collect()
+}
+
+/// The distinct `(id, name)` rows landed in `table`, sorted by id.
+async fn landed_rows(
+    server: &LocalZerobus,
+    table: &str,
+) -> Result<Vec<(i64, String)>, Box<dyn std::error::Error>> {
+    use arrow::array::{AsArray, Int64Array};
+    let batch = server.read_table(table).await?;
+    let ids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or("id is not Int64")?;
+    let names = batch.column(1).as_string::<i32>();
+    let mut rows: Vec<(i64, String)> = ids
+        .iter()
+        .zip(names.iter())
+        .map(|(id, name)| (id.unwrap_or(-1), name.unwrap_or_default().to_string()))
+        .collect();
+    rows.sort();
+    rows.dedup();
+    Ok(rows)
+}
+
+fn expected_rows(ids: std::ops::Range<i64>) -> Vec<(i64, String)> {
+    ids.map(|id| (id, format!("n-{id}"))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_json_records_are_acknowledged_and_land() -> TestResult {
+    let server = LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .auth(Auth::OAuth)
+        .table(TABLE, id_name_schema())
+        .start()
+        .await?;
+    let sdk = sdk(&server)?;
+    let mut stream = oauth_stream(&sdk, &server, TABLE).await?;
+    for chunk in 0..5 {
+        stream
+            .ingest_records_offset(id_name_records(chunk * 20..(chunk + 1) * 20))
+            .await?;
+    }
+    stream.flush().await?;
+    stream.close().await?;
+    let counters = server.counters(TABLE);
+    assert_eq!(counters.received, 100);
+    assert_eq!(counters.acknowledged, 100);
+    assert_eq!(landed_rows(&server, TABLE).await?, expected_rows(0..100));
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_are_reminted_across_stream_rotations() -> TestResult {
+    let server = LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .auth(Auth::OAuth)
+        .token_ttl(Duration::from_secs(2))
+        .stream_lifetime(Duration::from_secs(1))
+        .table(TABLE, id_name_schema())
+        .start()
+        .await?;
+    let sdk = sdk(&server)?;
+    let mut stream = oauth_stream(&sdk, &server, TABLE).await?;
+    // About 10 s of traffic; the server rotates the stream every second and each new
+    // connection presents the SDK's cached token, which it refreshes in the last half of
+    // its 2 s life.
+    let started = std::time::Instant::now();
+    let mut next = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        stream
+            .ingest_records_offset(id_name_records(next..next + 10))
+            .await?;
+        next += 10;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stream.flush().await?;
+    stream.close().await?;
+    let issued = server.tokens_issued();
+    assert!(
+        issued > 1,
+        "only {issued} token(s) issued over 10 s of 2 s tokens"
+    );
+    assert_eq!(landed_rows(&server, TABLE).await?, expected_rows(0..next));
+    assert!(server.counters(TABLE).acknowledged >= next as u64);
+    server.shutdown().await;
     Ok(())
 }
