@@ -1,6 +1,6 @@
 //! The integration tests of the crate, gathered into one test binary to save link time.
 
 mod dynamic;
-// mod local_server; (being rewritten for Arrow read-back)
+mod local_server;
 mod roundtrip;
 mod writer_disabled;
