@@ -46,6 +46,7 @@
 //! injection (close signals, errors, delayed or withheld acks).
 
 mod auth;
+mod canonical;
 mod catalog;
 mod decode;
 mod faults;
