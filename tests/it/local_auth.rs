@@ -584,6 +584,12 @@ async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
         .json()
         .build()
         .await?;
+    // Acknowledged (flush returns) once the server stored the records.
+    stream
+        .ingest_records_offset(id_name_records(0..3))
+        .await?
+        .ok_or("no offset for 3 records")?;
+    stream.flush().await?;
     stream.close().await?;
     let wrong = sdk
         .stream_builder()
