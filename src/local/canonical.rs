@@ -159,7 +159,9 @@ fn unsupported(path: &str, data_type: &DataType, why: &str) -> Status {
 }
 
 /// `batch` cast to `table`, the canonical schema of a table, column by column (matched
-/// by name; a table column missing from `batch` is filled with nulls).
+/// by name; a table column missing from `batch` is filled with nulls). Casts are checked
+/// (an overflow or an unparsable decimal text is an error, not a null); timestamps lose
+/// their sub-microsecond part.
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` naming the column when a column of `batch` is not in the table,
@@ -217,4 +219,171 @@ pub(crate) fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBa
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
     .map_err(|e| Status::invalid_argument(format!("batch does not fit the table: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{
+        Array, AsArray, Int32Array, LargeListArray, LargeStringArray, MapBuilder, StringBuilder,
+        UInt32Array,
+    };
+    use arrow::datatypes::{Decimal128Type, Int32Type, Int64Type, TimestampMicrosecondType};
+
+    use super::*;
+
+    fn schema(fields: Vec<Field>) -> Schema {
+        Schema::new(fields)
+    }
+
+    #[test]
+    fn flight_schemas_become_the_delta_kernel_types() {
+        let flight = schema(vec![
+            Field::new("s", DataType::LargeUtf8, false),
+            Field::new("b", DataType::LargeBinary, true),
+            Field::new("u", DataType::UInt32, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+                true,
+            ),
+            Field::new("n", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("l", DataType::new_large_list(DataType::Int32, true), true),
+            Field::new(
+                "m",
+                MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+                    .finish()
+                    .data_type()
+                    .clone(),
+                true,
+            ),
+        ]);
+        let canonical = canonical_schema(&flight).unwrap();
+        let expected = schema(vec![
+            Field::new("s", DataType::Utf8, false),
+            Field::new("b", DataType::Binary, true),
+            Field::new("u", DataType::Int64, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("n", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("l", DataType::List(list_item(DataType::Int32, true)), true),
+            Field::new("m", map_type(DataType::Utf8, DataType::Utf8, true), true),
+        ]);
+        assert_eq!(*canonical, expected);
+        // Canonical schemas are fixed points.
+        assert_eq!(canonical_schema(&canonical).unwrap(), canonical);
+    }
+
+    #[test]
+    fn types_delta_cannot_store_are_rejected_naming_the_column() {
+        for data_type in [
+            DataType::Time64(TimeUnit::Microsecond),
+            DataType::UInt64,
+            DataType::Decimal256(40, 2),
+            DataType::Struct(Fields::empty()),
+        ] {
+            let bad = schema(vec![Field::new_list(
+                "outer",
+                Field::new("inner", data_type.clone(), true),
+                true,
+            )]);
+            let err = canonical_schema(&bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().contains("outer.element"), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn conform_casts_a_flight_batch_to_the_table() {
+        let flight = Arc::new(schema(vec![
+            Field::new("amount", DataType::LargeUtf8, true),
+            Field::new("u", DataType::UInt32, true),
+            Field::new("l", DataType::new_large_list(DataType::Int32, true), true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            flight,
+            vec![
+                Arc::new(LargeStringArray::from(vec![Some("-1.25"), None])),
+                Arc::new(UInt32Array::from(vec![4_000_000_000, 1])),
+                Arc::new(LargeListArray::from_iter_primitive::<Int32Type, _, _>(
+                    vec![Some(vec![Some(1), Some(2)]), None],
+                )),
+                Arc::new(
+                    arrow::array::TimestampNanosecondArray::from(vec![1_500, 2_000])
+                        .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let table = Arc::new(schema(vec![
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+            Field::new("u", DataType::Int64, true),
+            Field::new("l", DataType::List(list_item(DataType::Int32, true)), true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("missing", DataType::Int32, true),
+        ]));
+        let out = conform(&batch, &table).unwrap();
+        assert_eq!(out.schema(), table);
+        let amount = out.column(0).as_primitive::<Decimal128Type>();
+        assert_eq!((amount.value(0), amount.is_null(1)), (-125, true));
+        assert_eq!(
+            out.column(1).as_primitive::<Int64Type>().value(0),
+            4_000_000_000
+        );
+        assert_eq!(
+            out.column(2)
+                .as_list::<i32>()
+                .value(0)
+                .as_primitive::<Int32Type>()
+                .values(),
+            &[1, 2]
+        );
+        // Sub-microsecond parts are cut off, as Delta's microsecond timestamps need.
+        let t = out.column(3).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!((t.value(0), t.value(1)), (1, 2));
+        assert_eq!(out.column(4).null_count(), 2);
+    }
+
+    #[test]
+    fn conform_names_the_column_at_fault() {
+        let table = Arc::new(schema(vec![Field::new("x", DataType::Int32, false)]));
+        let cases: [(Field, ArrayRef, &str); 3] = [
+            (
+                Field::new("y", DataType::Int32, true),
+                Arc::new(Int32Array::from(vec![1])),
+                "y",
+            ),
+            (
+                Field::new("x", DataType::Utf8, true),
+                Arc::new(arrow::array::StringArray::from(vec!["nope"])),
+                "x",
+            ),
+            (
+                Field::new("x", DataType::Int32, true),
+                Arc::new(Int32Array::from(vec![None])),
+                "x",
+            ),
+        ];
+        for (field, column, named) in cases {
+            let batch = RecordBatch::try_new(Arc::new(schema(vec![field])), vec![column]).unwrap();
+            let err = conform(&batch, &table).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(
+                err.message().contains(&format!("column {named}")),
+                "{}",
+                err.message()
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The server's tables: their Arrow schemas, where their rows land, and their counters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -104,6 +105,9 @@ pub(crate) struct Table {
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
+    /// Hashes of every record received (`None` in [`Landing::None`]), for
+    /// [`Counters::duplicates`].
+    seen: Option<Mutex<HashSet<u64>>>,
 }
 
 impl Table {
@@ -133,9 +137,26 @@ impl Table {
         lock(&self.counters).acknowledged += rows;
     }
 
-    /// Records `rows` as duplicates of rows received before.
-    pub(crate) fn count_duplicates(&self, rows: u64) {
-        lock(&self.counters).duplicates += rows;
+    /// Counts the records byte-identical to one received before on this table as
+    /// duplicates, and remembers them (by a 64-bit hash). Not done in [`Landing::None`].
+    pub(crate) fn count_duplicates<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) {
+        let Some(seen) = &self.seen else {
+            return;
+        };
+        let duplicates = {
+            let mut seen = lock(seen);
+            records
+                .into_iter()
+                .filter(|record| {
+                    let mut hasher = DefaultHasher::new();
+                    record.hash(&mut hasher);
+                    !seen.insert(hasher.finish())
+                })
+                .count()
+        };
+        if duplicates > 0 {
+            lock(&self.counters).duplicates += duplicates as u64;
+        }
     }
 
     pub(crate) fn counters(&self) -> Counters {
@@ -218,6 +239,7 @@ impl Catalog {
             schema,
             sink,
             counters: Mutex::default(),
+            seen: (self.landing != Landing::None).then(Mutex::default),
         });
         tables.insert(name.to_string(), Arc::clone(&table));
         Ok(table)

@@ -262,7 +262,9 @@ impl OpenStream {
         let batch = match (&self.format, records) {
             (Format::Proto(decoder), Records::Proto(records)) => {
                 let table = self.table.as_ref().expect("a PROTO stream has its table");
-                decoder.decode(table.schema(), &records)?
+                let batch = decoder.decode(table.schema(), &records)?;
+                table.count_duplicates(records.iter().map(Vec::as_slice));
+                batch
             }
             (Format::Json(decoder), Records::Json(records)) => {
                 let table = match &self.table {
@@ -276,7 +278,9 @@ impl OpenStream {
                         table
                     }
                 };
-                decoder.decode(table.schema(), &records)?
+                let batch = decoder.decode(table.schema(), &records)?;
+                table.count_duplicates(records.iter().map(String::as_bytes));
+                batch
             }
             (Format::Proto(_), _) => return Err(mismatch("PROTO")),
             (Format::Json(_), _) => return Err(mismatch("JSON")),

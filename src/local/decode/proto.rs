@@ -863,3 +863,42 @@ fn bytes(buf: &[u8], raw: Raw) -> &[u8] {
 fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
     std::str::from_utf8(bytes(buf, raw)).map_err(|e| format!("invalid UTF-8: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    #[test]
+    fn decodes_encoder_records_back_into_the_batch() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Int32, true),
+            Field::new("d", DataType::Int64, true),
+        ]));
+        let n: usize = 1000;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("name-{i}")),
+                )),
+                Arc::new(Int32Array::from_iter_values(0..n as i32)),
+                Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| -i))),
+            ],
+        )
+        .unwrap();
+        let ts =
+            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
+            .encode(&batch)
+            .unwrap();
+        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
+        let d = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
+        assert_eq!(d.decode(&schema, &records).unwrap(), batch);
+        let err = d.decode(&schema, &[vec![0x08]]).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("record 0"), "{}", err.message());
+    }
+}
