@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tonic::Status;
 
+use super::dedup::SeenRows;
 use super::faults::Faults;
 use crate::error::ZerobusError;
 
@@ -103,6 +104,8 @@ pub(crate) struct Table {
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
+    /// `None` in [`Landing::None`], where rows are not kept.
+    seen: Option<SeenRows>,
 }
 
 impl Table {
@@ -135,6 +138,14 @@ impl Table {
     /// Records `rows` as duplicates of rows received before.
     pub(crate) fn count_duplicates(&self, rows: u64) {
         lock(&self.counters).duplicates += rows;
+    }
+
+    /// Counts the rows of `batch` identical to rows received before on this table as
+    /// duplicates (not in [`Landing::None`]). Call before [`Table::submit`].
+    pub(crate) fn count_duplicates_in(&self, batch: &RecordBatch) {
+        if let Some(seen) = &self.seen {
+            self.count_duplicates(seen.count_repeats(batch));
+        }
     }
 
     pub(crate) fn counters(&self) -> Counters {
@@ -215,6 +226,7 @@ impl Catalog {
             schema,
             sink,
             counters: Mutex::default(),
+            seen: (self.landing != Landing::None).then(SeenRows::default),
         });
         tables.insert(name.to_string(), Arc::clone(&table));
         Ok(table)

@@ -41,10 +41,13 @@
 //! endpoints, landing into Delta tables, and fault injection (close signals, errors,
 //! delayed or withheld acks).
 
+mod acks;
 mod auth;
 mod catalog;
 mod decode;
+mod dedup;
 mod faults;
+mod flight;
 mod grpc;
 
 use std::net::SocketAddr;
@@ -55,6 +58,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use arrow_flight::flight_service_server::FlightServiceServer;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::ZerobusServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -238,12 +242,17 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ZerobusError::ConnectionError(format!("local Zerobus: address: {e}")))?;
+    let flight = FlightServiceServer::new(flight::Service {
+        shared: Arc::clone(&shared),
+    })
+    .max_decoding_message_size(settings.max_decoding_message_size);
     let service = ZerobusServer::new(grpc::Service { shared })
         .max_decoding_message_size(settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(service)
+            .add_service(flight)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 // A dropped handle stops the server too.
                 let _ = stopped.await;
