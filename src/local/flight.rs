@@ -7,13 +7,9 @@
 //! server answers with a ready signal and then, once each batch is durable and in order,
 //! `{"ack_up_to_offset":N,"ack_up_to_records":R}` (R: rows durable on this call).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
-use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -27,12 +23,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Request, Response, Status, Streaming};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::acks::{AckTask, Pending};
 use super::catalog::Table;
 use super::faults::{Faults, RecordFault};
+use super::flight_schema::{canonical_schema, check_schema, conform};
 use super::Shared;
 
 /// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
@@ -43,11 +39,6 @@ const RESPONSE_BUFFER: usize = 1024;
 
 /// How long a client may take to finish after a close signal.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
-
-/// The `ErrorInfo` the client maps to `ZerobusError::InvalidSchema`.
-const SCHEMA_REASON: &str = "SCHEMA_VALIDATION_FAILED";
-const SCHEMA_DOMAIN: &str = "zerobus.databricks.com";
-const SCHEMA_ERROR_CODE: &str = "8001";
 
 /// The Flight service: `DoPut` only.
 pub(crate) struct Service {
@@ -359,180 +350,4 @@ fn flight_status(error: FlightError) -> Status {
         FlightError::Tonic(status) => *status,
         other => Status::invalid_argument(format!("bad Arrow Flight data: {other}")),
     }
-}
-
-/// The schema of a table created by a Flight stream: the stream's schema with the SDK's
-/// Arrow types replaced by the table's canonical ones.
-///
-/// Temporary: to be replaced by the shared canonical mapping (`canonical.rs`).
-fn canonical_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(canonical_field)
-            .collect::<Vec<_>>(),
-    ))
-}
-
-fn canonical_field(field: &FieldRef) -> Field {
-    Field::new(
-        field.name(),
-        canonical_type(field.data_type()),
-        field.is_nullable(),
-    )
-}
-
-fn canonical_type(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
-        DataType::List(item) | DataType::LargeList(item) => DataType::List(Arc::new(Field::new(
-            "element",
-            canonical_type(item.data_type()),
-            item.is_nullable(),
-        ))),
-        DataType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(canonical_field)
-                .collect::<Vec<_>>()
-                .into(),
-        ),
-        DataType::Map(entries, sorted) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => {
-                let key = Field::new("key", canonical_type(kv[0].data_type()), false);
-                let value = Field::new(
-                    "value",
-                    canonical_type(kv[1].data_type()),
-                    kv[1].is_nullable(),
-                );
-                let entries = DataType::Struct(vec![key, value].into());
-                DataType::Map(Arc::new(Field::new("key_value", entries, false)), *sorted)
-            }
-            _ => data_type.clone(),
-        },
-        other => other.clone(),
-    }
-}
-
-/// Whether a stream column of type `from` can land in a table column of type `to`: the
-/// same type up to the SDK's wire choices (large strings and binaries, list and map
-/// field names) and decimals sent as strings.
-fn compatible(from: &DataType, to: &DataType) -> bool {
-    use DataType as T;
-    match (from, to) {
-        (T::Utf8 | T::LargeUtf8 | T::Utf8View, T::Utf8 | T::Decimal128(..)) => true,
-        (T::Binary | T::LargeBinary | T::BinaryView, T::Binary) => true,
-        (T::List(a) | T::LargeList(a), T::List(b)) => compatible(a.data_type(), b.data_type()),
-        (T::Map(a, _), T::Map(b, _)) => match (a.data_type(), b.data_type()) {
-            (T::Struct(a), T::Struct(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b.iter())
-                        .all(|(x, y)| compatible(x.data_type(), y.data_type()))
-            }
-            _ => false,
-        },
-        (T::Struct(a), T::Struct(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b.iter())
-                    .all(|(x, y)| x.name() == y.name() && compatible(x.data_type(), y.data_type()))
-        }
-        _ => from == to,
-    }
-}
-
-/// Checks a stream's schema against its table as the service does; the failure carries
-/// the `ErrorInfo` the client turns into `ZerobusError::InvalidSchema`.
-fn check_schema(stream: &Schema, table: &Schema) -> Result<(), Status> {
-    let mut problems: Vec<(&str, String)> = Vec::new();
-    let mut last_position = None;
-    for field in stream.fields() {
-        let name = field.name();
-        let Ok(position) = table.index_of(name) else {
-            problems.push((
-                "FIELD_NOT_IN_TABLE",
-                format!("column {name} is not in the table"),
-            ));
-            continue;
-        };
-        let column = table.field(position);
-        if !compatible(field.data_type(), column.data_type()) {
-            problems.push((
-                "TYPE_INCOMPATIBLE",
-                format!(
-                    "column {name}: the stream sends {} but the table has {}",
-                    field.data_type(),
-                    column.data_type()
-                ),
-            ));
-        }
-        if last_position.is_some_and(|last| position < last) {
-            problems.push((
-                "FIELD_OUT_OF_ORDER",
-                format!("column {name} comes before a column that precedes it in the table"),
-            ));
-        }
-        last_position = last_position.max(Some(position));
-    }
-    for column in table.fields() {
-        if !column.is_nullable() && stream.field_with_name(column.name()).is_err() {
-            problems.push((
-                "MISSING_REQUIRED_COLUMN",
-                format!("required column {} is missing", column.name()),
-            ));
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let mut causes: Vec<&str> = Vec::new();
-    for (cause, _) in &problems {
-        if !causes.contains(cause) {
-            causes.push(cause);
-        }
-    }
-    let message = problems
-        .iter()
-        .map(|(_, text)| text.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let details = ErrorDetails::with_error_info(
-        SCHEMA_REASON,
-        SCHEMA_DOMAIN,
-        HashMap::from([
-            ("causes".to_string(), causes.join(",")),
-            ("error_code".to_string(), SCHEMA_ERROR_CODE.to_string()),
-        ]),
-    );
-    Err(Status::with_error_details(
-        Code::InvalidArgument,
-        format!("the Arrow schema does not match the table: {message}"),
-        details,
-    ))
-}
-
-/// Casts a batch of the stream's schema to the table's: columns by name, columns the
-/// stream does not send (nullable, [`check_schema`] made sure) as nulls.
-///
-/// Temporary: to be replaced by the shared `canonical::conform()`.
-fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch, Status> {
-    let options = CastOptions {
-        safe: false,
-        ..CastOptions::default()
-    };
-    let columns = table
-        .fields()
-        .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) => cast_with_options(column, field.data_type(), &options)
-                .map_err(|e| Status::invalid_argument(format!("column {}: {e}", field.name()))),
-            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(Arc::clone(table), columns, &options)
-        .map_err(|e| Status::invalid_argument(format!("batch does not fit the table: {e}")))
 }

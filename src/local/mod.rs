@@ -34,10 +34,14 @@
 //!   `INVALID_ARGUMENT`; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
 //! - **Memory landing only**: records are kept per table in memory and read back with
 //!   [`LocalZerobus::records`], [`LocalZerobus::descriptor`] and [`LocalZerobus::counters`].
+//! - **Arrow Flight `DoPut`** on the same port (the SDK's `build_arrow()` streams): the
+//!   schema is checked against an existing table (mismatches fail with the `ErrorInfo` the
+//!   client reports as `InvalidSchema`), batches are cast to the table's types, and acked
+//!   `{"ack_up_to_offset":N,"ack_up_to_records":R}` once durable.
 //! - No authentication is checked (use the SDK's `testing` feature: `.no_tls()` and
 //!   `.no_auth()`).
 //!
-//! Still to come: the Arrow Flight `DoPut` path, the OAuth token and Unity Catalog
+//! Still to come: the OAuth token and Unity Catalog
 //! endpoints, landing into Delta tables, and fault injection (close signals, errors,
 //! delayed or withheld acks).
 
@@ -48,6 +52,7 @@ mod decode;
 mod dedup;
 mod faults;
 mod flight;
+mod flight_schema;
 mod grpc;
 
 use std::net::SocketAddr;

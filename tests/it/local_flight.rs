@@ -252,12 +252,8 @@ fn point(ids: &[i64], label: ArrayRef, text: DataType) -> ArrayRef {
 fn many_types(rows: usize) -> ManyTypes {
     let (sent_schema, stored_schema) = many_types_schemas();
     let ids: Vec<i64> = (0..rows as i64).collect();
-    // Value of row `i`, null every `every` rows.
-    let each = |every: i64| {
-        ids.iter()
-            .map(move |&i| i)
-            .map(move |i| (i, i % every != 0))
-    };
+    // Each row `i` with whether it holds a value (null every `every` rows).
+    let each = |every: i64| ids.iter().map(move |&i| (i, i % every != 0));
     let same: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.clone())),
         Arc::new(Int8Array::from_iter(
