@@ -26,9 +26,10 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::acks::{AckTask, Pending};
+use super::canonical::conform;
 use super::catalog::Table;
 use super::faults::{Faults, RecordFault};
-use super::flight_schema::{canonical_schema, check_schema, conform};
+use super::flight_schema::check_schema;
 use super::Shared;
 
 /// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
@@ -238,7 +239,7 @@ async fn open(
     };
     let table = shared
         .catalog
-        .open_for_stream(&table_name, || Ok(canonical_schema(&schema)))?;
+        .open_for_stream(&table_name, || Ok(Arc::clone(&schema)))?;
     check_schema(&schema, table.schema())?;
     tracing::debug!(table = %table_name, "local Zerobus: Flight stream ready");
     if !send(tx, AckMetadata::ready()).await {

@@ -1,85 +1,34 @@
-//! Arrow schemas on the Flight path: the table a stream creates, checking a stream's
-//! schema against an existing table, and casting its batches to the table's types.
-//!
-//! Temporary home: the type mapping and the cast give way to the shared canonical
-//! mapping (`canonical.rs`) once it lands.
+//! Checking a Flight stream's Arrow schema against an existing table, as the service
+//! does before it sends the ready signal.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
-use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use super::canonical::canonical_schema;
 
 /// The `ErrorInfo` the client maps to `ZerobusError::InvalidSchema`.
 const SCHEMA_REASON: &str = "SCHEMA_VALIDATION_FAILED";
 const SCHEMA_DOMAIN: &str = "zerobus.databricks.com";
 const SCHEMA_ERROR_CODE: &str = "8001";
 
-/// The schema of a table created by a Flight stream: the stream's schema with the SDK's
-/// Arrow types replaced by the table's canonical ones.
-pub(crate) fn canonical_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(canonical_field)
-            .collect::<Vec<_>>(),
-    ))
-}
-
-fn canonical_field(field: &FieldRef) -> Field {
-    Field::new(
-        field.name(),
-        canonical_type(field.data_type()),
-        field.is_nullable(),
-    )
-}
-
-fn canonical_type(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
-        DataType::List(item) | DataType::LargeList(item) => DataType::List(Arc::new(Field::new(
-            "element",
-            canonical_type(item.data_type()),
-            item.is_nullable(),
-        ))),
-        DataType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(canonical_field)
-                .collect::<Vec<_>>()
-                .into(),
-        ),
-        DataType::Map(entries, sorted) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => {
-                let key = Field::new("key", canonical_type(kv[0].data_type()), false);
-                let value = Field::new(
-                    "value",
-                    canonical_type(kv[1].data_type()),
-                    kv[1].is_nullable(),
-                );
-                let entries = DataType::Struct(vec![key, value].into());
-                DataType::Map(Arc::new(Field::new("key_value", entries, false)), *sorted)
-            }
-            _ => data_type.clone(),
-        },
-        other => other.clone(),
-    }
-}
-
-/// Whether a stream column of type `from` can land in a table column of type `to`: the
-/// same type up to the SDK's wire choices (large strings and binaries, list and map
-/// field names) and decimals sent as strings.
+/// Whether a stream column of type `from` can land in a table column of type `to` (a
+/// canonical type): `from`'s canonical type, up to nested nullability, or a decimal sent
+/// as text (as the SDK sends every DECIMAL).
 fn compatible(from: &DataType, to: &DataType) -> bool {
     use DataType as T;
     match (from, to) {
-        (T::Utf8 | T::LargeUtf8 | T::Utf8View, T::Utf8 | T::Decimal128(..)) => true,
-        (T::Binary | T::LargeBinary | T::BinaryView, T::Binary) => true,
-        (T::List(a) | T::LargeList(a), T::List(b)) => compatible(a.data_type(), b.data_type()),
+        (T::Utf8 | T::LargeUtf8 | T::Utf8View, T::Decimal128(..)) => true,
+        (
+            T::List(a)
+            | T::LargeList(a)
+            | T::FixedSizeList(a, _)
+            | T::ListView(a)
+            | T::LargeListView(a),
+            T::List(b),
+        ) => compatible(a.data_type(), b.data_type()),
         (T::Map(a, _), T::Map(b, _)) => match (a.data_type(), b.data_type()) {
             (T::Struct(a), T::Struct(b)) => {
                 a.len() == b.len()
@@ -95,8 +44,15 @@ fn compatible(from: &DataType, to: &DataType) -> bool {
                     .zip(b.iter())
                     .all(|(x, y)| x.name() == y.name() && compatible(x.data_type(), y.data_type()))
         }
-        _ => from == to,
+        _ => canonical_type(from).is_some_and(|canonical| &canonical == to),
     }
+}
+
+/// The canonical type of a column of type `data_type`, `None` if Delta cannot store it.
+fn canonical_type(data_type: &DataType) -> Option<DataType> {
+    let schema = Schema::new(vec![Field::new("c", data_type.clone(), true)]);
+    let canonical = canonical_schema(&schema).ok()?;
+    Some(canonical.field(0).data_type().clone())
 }
 
 /// Checks a stream's schema against its table as the service does; the failure carries
@@ -169,30 +125,9 @@ pub(crate) fn check_schema(stream: &Schema, table: &Schema) -> Result<(), Status
     ))
 }
 
-/// Casts a batch of the stream's schema to the table's: columns by name, columns the
-/// stream does not send (nullable, [`check_schema`] made sure) as nulls.
-pub(crate) fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch, Status> {
-    let options = CastOptions {
-        safe: false,
-        ..CastOptions::default()
-    };
-    let columns = table
-        .fields()
-        .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) => cast_with_options(column, field.data_type(), &options)
-                .map_err(|e| Status::invalid_argument(format!("column {}: {e}", field.name()))),
-            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(Arc::clone(table), columns, &options)
-        .map_err(|e| Status::invalid_argument(format!("batch does not fit the table: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
-    use arrow::array::Array;
+    use std::sync::Arc;
 
     use super::*;
 
@@ -233,9 +168,9 @@ mod tests {
     }
 
     #[test]
-    fn a_table_created_from_the_sdk_schema_has_canonical_types_and_accepts_it() {
+    fn the_canonical_table_of_an_sdk_schema_accepts_it() {
         let sdk = sdk_schema();
-        let table = canonical_schema(&sdk);
+        let table = canonical_schema(&sdk).unwrap();
         assert_eq!(table.field(1).data_type(), &DataType::Utf8);
         let DataType::List(item) = table.field(3).data_type() else {
             panic!("tags is a list")
@@ -251,6 +186,7 @@ mod tests {
     #[test]
     fn decimals_sent_as_text_fit_a_decimal_column() {
         let mut fields: Vec<Field> = canonical_schema(&sdk_schema())
+            .unwrap()
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
@@ -284,47 +220,5 @@ mod tests {
         let only_name = Schema::new(vec![Field::new("name", DataType::Utf8, true)]);
         let status = check_schema(&only_name, &table).unwrap_err();
         assert_eq!(causes(&status), "MISSING_REQUIRED_COLUMN");
-    }
-
-    #[test]
-    fn conform_casts_to_the_table_and_fills_absent_columns_with_nulls() {
-        let table = Arc::new(Schema::new(vec![
-            Field::new("amount", DataType::Decimal128(10, 2), true),
-            Field::new("note", DataType::Utf8, true),
-        ]));
-        let stream = Arc::new(Schema::new(vec![Field::new(
-            "amount",
-            DataType::LargeUtf8,
-            true,
-        )]));
-        let batch = RecordBatch::try_new(
-            stream,
-            vec![Arc::new(arrow::array::LargeStringArray::from(vec![
-                Some("12.34"),
-                None,
-            ]))],
-        )
-        .unwrap();
-        let conformed = conform(&batch, &table).unwrap();
-        assert_eq!(conformed.schema(), table);
-        let amounts = conformed
-            .column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Decimal128Array>()
-            .unwrap();
-        assert_eq!(amounts.value(0), 1234);
-        assert!(amounts.is_null(1) && conformed.column(1).null_count() == 2);
-
-        let bad = RecordBatch::try_new(
-            batch.schema(),
-            vec![Arc::new(arrow::array::LargeStringArray::from(vec!["x"]))],
-        )
-        .unwrap();
-        let status = conform(&bad, &table).unwrap_err();
-        assert!(
-            status.message().contains("column amount"),
-            "{}",
-            status.message()
-        );
     }
 }

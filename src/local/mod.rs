@@ -47,6 +47,7 @@
 
 mod acks;
 mod auth;
+mod canonical;
 mod catalog;
 mod decode;
 mod dedup;

@@ -2,6 +2,6 @@
 
 mod dynamic;
 mod local_flight;
-// mod local_server; (being rewritten for Arrow read-back)
+mod local_server;
 mod roundtrip;
 mod writer_disabled;
