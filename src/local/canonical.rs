@@ -166,7 +166,6 @@ fn unsupported(path: &str, data_type: &DataType, why: &str) -> Status {
 /// # Errors
 /// `INVALID_ARGUMENT` naming the column when a column of `batch` is not in the table,
 /// cannot be cast to the table's type, or holds nulls in a NOT NULL column.
-#[allow(dead_code)] // for the Arrow Flight path, which is being written
 pub(crate) fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch, Status> {
     let schema = batch.schema();
     if let Some(extra) = schema

@@ -1,8 +1,7 @@
 //! The server's tables: their Arrow schemas, where their rows land, and their counters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -13,6 +12,7 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 use super::canonical::canonical_schema;
+use super::dedup::SeenRows;
 use super::faults::Faults;
 use crate::error::ZerobusError;
 
@@ -105,9 +105,8 @@ pub(crate) struct Table {
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
-    /// Hashes of every record received (`None` in [`Landing::None`]), for
-    /// [`Counters::duplicates`].
-    seen: Option<Mutex<HashSet<u64>>>,
+    /// `None` in [`Landing::None`], where rows are not kept.
+    seen: Option<SeenRows>,
 }
 
 impl Table {
@@ -139,23 +138,26 @@ impl Table {
 
     /// Counts the records byte-identical to one received before on this table as
     /// duplicates, and remembers them (by a 64-bit hash). Not done in [`Landing::None`].
-    pub(crate) fn count_duplicates<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) {
-        let Some(seen) = &self.seen else {
-            return;
-        };
-        let duplicates = {
-            let mut seen = lock(seen);
-            records
-                .into_iter()
-                .filter(|record| {
-                    let mut hasher = DefaultHasher::new();
-                    record.hash(&mut hasher);
-                    !seen.insert(hasher.finish())
-                })
-                .count()
-        };
-        if duplicates > 0 {
-            lock(&self.counters).duplicates += duplicates as u64;
+    pub(crate) fn count_duplicate_records<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        if let Some(seen) = &self.seen {
+            self.add_duplicates(seen.count_repeated_records(records));
+        }
+    }
+
+    /// Counts the rows of `batch` identical to rows received before on this table as
+    /// duplicates (not in [`Landing::None`]). Call before [`Table::submit`].
+    pub(crate) fn count_duplicates_in(&self, batch: &RecordBatch) {
+        if let Some(seen) = &self.seen {
+            self.add_duplicates(seen.count_repeats(batch));
+        }
+    }
+
+    fn add_duplicates(&self, rows: u64) {
+        if rows > 0 {
+            lock(&self.counters).duplicates += rows;
         }
     }
 
@@ -239,7 +241,7 @@ impl Catalog {
             schema,
             sink,
             counters: Mutex::default(),
-            seen: (self.landing != Landing::None).then(Mutex::default),
+            seen: (self.landing != Landing::None).then(SeenRows::default),
         });
         tables.insert(name.to_string(), Arc::clone(&table));
         Ok(table)

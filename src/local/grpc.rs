@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::catalog::{Commit, Table};
+use super::acks::{AckTask, Pending};
+use super::catalog::Table;
 use super::decode::{JsonDecoder, ProtoDecoder};
 use super::faults::{Faults, RecordFault};
 use super::Shared;
@@ -173,35 +174,17 @@ fn record_type(create: &pb::CreateIngestStreamRequest) -> Result<RecordType, Sta
     }
 }
 
-/// One request message on its way to an acknowledgement.
-struct Pending {
-    offset_id: i64,
-    rows: u64,
-    table: Arc<Table>,
-    commit: Commit,
-}
-
 impl OpenStream {
     /// Stores and acknowledges records until the client half-closes.
     async fn run(mut self, tx: &ResponseSender) -> Result<(), Status> {
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let acks = tokio::spawn(send_acks(ack_rx, Arc::clone(&self.faults), tx.clone()));
-        let result = self.receive(tx, &ack_tx).await;
-        drop(ack_tx);
-        if result.is_ok() {
-            // Half-close: every outstanding ack goes out before the response ends with OK.
-            let _ = acks.await;
-        } else {
-            acks.abort();
-        }
+        let acks = spawn_acks(Arc::clone(&self.faults), tx.clone());
+        let result = self.receive(tx, &acks).await;
+        // Half-close: every outstanding ack goes out before the response ends with OK.
+        acks.finish(result.is_ok()).await;
         result
     }
 
-    async fn receive(
-        &mut self,
-        tx: &ResponseSender,
-        acks: &mpsc::UnboundedSender<Pending>,
-    ) -> Result<(), Status> {
+    async fn receive(&mut self, tx: &ResponseSender, acks: &AckTask) -> Result<(), Status> {
         let mut expected_offset: i64 = 0;
         let lifetime = tokio::time::sleep(self.shared.stream_lifetime);
         tokio::pin!(lifetime);
@@ -245,7 +228,7 @@ impl OpenStream {
     fn store(
         &mut self,
         request: pb::EphemeralStreamRequest,
-        acks: &mpsc::UnboundedSender<Pending>,
+        acks: &AckTask,
     ) -> Result<(i64, u64), Status> {
         use ephemeral_stream_request::Payload;
         let (offset_id, records) = match request.payload {
@@ -263,7 +246,7 @@ impl OpenStream {
             (Format::Proto(decoder), Records::Proto(records)) => {
                 let table = self.table.as_ref().expect("a PROTO stream has its table");
                 let batch = decoder.decode(table.schema(), &records)?;
-                table.count_duplicates(records.iter().map(Vec::as_slice));
+                table.count_duplicate_records(records.iter().map(Vec::as_slice));
                 batch
             }
             (Format::Json(decoder), Records::Json(records)) => {
@@ -279,7 +262,7 @@ impl OpenStream {
                     }
                 };
                 let batch = decoder.decode(table.schema(), &records)?;
-                table.count_duplicates(records.iter().map(String::as_bytes));
+                table.count_duplicate_records(records.iter().map(String::as_bytes));
                 batch
             }
             (Format::Proto(_), _) => return Err(mismatch("PROTO")),
@@ -288,8 +271,7 @@ impl OpenStream {
         let table = Arc::clone(self.table.as_ref().expect("opened above"));
         let rows = batch.num_rows() as u64;
         let commit = table.submit(batch);
-        // The ack task ends only when this stream ends: a send cannot fail before.
-        let _ = acks.send(Pending {
+        acks.push(Pending {
             offset_id,
             rows,
             table,
@@ -299,39 +281,21 @@ impl OpenStream {
     }
 }
 
-/// Sends each request's ack once its rows are durable, in request order.
-async fn send_acks(
-    mut pending: mpsc::UnboundedReceiver<Pending>,
-    faults: Arc<Faults>,
-    tx: ResponseSender,
-) {
-    while let Some(p) = pending.recv().await {
-        match p.commit.await {
-            Ok(Ok(())) => p.table.count_committed(p.rows),
-            Ok(Err(e)) => {
-                let _ = tx
-                    .send(Err(Status::internal(format!("commit failed: {e}"))))
-                    .await;
-                return;
-            }
-            Err(_) => return,
-        }
-        let Some(delay) = faults.ack_delay() else {
-            continue; // withheld
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        // Counted before sending, so a client that saw the ack never reads a smaller count.
-        p.table.count_acknowledged(p.rows);
-        let ack =
-            ephemeral_stream_response::Payload::IngestRecordResponse(pb::IngestRecordResponse {
-                durability_ack_up_to_offset: Some(p.offset_id),
+/// The stream's ack task: `durability_ack_up_to_offset` per durable request message.
+fn spawn_acks(faults: Arc<Faults>, tx: ResponseSender) -> AckTask {
+    AckTask::spawn(faults, move |outcome| {
+        let tx = tx.clone();
+        async move {
+            let response = outcome.map(|acked| pb::EphemeralStreamResponse {
+                payload: Some(ephemeral_stream_response::Payload::IngestRecordResponse(
+                    pb::IngestRecordResponse {
+                        durability_ack_up_to_offset: Some(acked.offset_id),
+                    },
+                )),
             });
-        if !send(&tx, ack).await {
-            return;
+            tx.send(response).await.is_ok()
         }
-    }
+    })
 }
 
 fn close_signal() -> ephemeral_stream_response::Payload {

@@ -34,6 +34,10 @@
 //!   `INVALID_ARGUMENT`; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
 //! - **Memory landing only**: records are kept per table in memory and read back with
 //!   [`LocalZerobus::records`], [`LocalZerobus::descriptor`] and [`LocalZerobus::counters`].
+//! - **Arrow Flight `DoPut`** on the same port (the SDK's `build_arrow()` streams): the
+//!   schema is checked against an existing table (mismatches fail with the `ErrorInfo` the
+//!   client reports as `InvalidSchema`), batches are cast to the table's types, and acked
+//!   `{"ack_up_to_offset":N,"ack_up_to_records":R}` once durable.
 //! - **Authentication** ([`Auth`]): off by default (use the SDK's `testing` feature:
 //!   `.no_tls()` and `.no_auth()`). With [`Auth::OAuth`], a second HTTP port
 //!   ([`LocalZerobus::unity_catalog_url`]) issues tokens to the client credentials
@@ -41,15 +45,17 @@
 //!   and streams need `authorization: Bearer <token>` issued for their table. The same port
 //!   serves `GET /api/2.1/unity-catalog/tables/{name}` (the table's columns, as the SDK's
 //!   `schema` module reads them) in both modes.
-//!
-//! Still to come: the Arrow Flight `DoPut` path, landing into Delta tables, and fault
-//! injection (close signals, errors, delayed or withheld acks).
 
+
+mod acks;
 mod auth;
 mod canonical;
 mod catalog;
 mod decode;
+mod dedup;
 mod faults;
+mod flight;
+mod flight_schema;
 mod grpc;
 mod http;
 mod uc;
@@ -62,6 +68,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use arrow_flight::flight_service_server::FlightServiceServer;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::ZerobusServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -310,12 +317,17 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ZerobusError::ConnectionError(format!("local Zerobus: address: {e}")))?;
+    let flight = FlightServiceServer::new(flight::Service {
+        shared: Arc::clone(&shared),
+    })
+    .max_decoding_message_size(settings.max_decoding_message_size);
     let service = ZerobusServer::new(grpc::Service { shared })
         .max_decoding_message_size(settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(service)
+            .add_service(flight)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 // A dropped handle stops the server too.
                 let _ = stopped.await;

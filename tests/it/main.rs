@@ -2,6 +2,7 @@
 
 mod dynamic;
 mod local_auth;
+mod local_flight;
 mod local_server;
 mod roundtrip;
 mod writer_disabled;

@@ -1,0 +1,354 @@
+//! The Arrow Flight ingest path: `arrow.flight.protocol.FlightService/DoPut`, served on the
+//! same port as the Zerobus service, as the SDK's Arrow stream expects.
+//!
+//! One DoPut call is one stream: the table comes from the `x-databricks-zerobus-table-name`
+//! header, the first FlightData is the Arrow schema (checked against an existing table,
+//! else it creates the table), then record batches tagged `{"offset_id":N}` follow. The
+//! server answers with a ready signal and then, once each batch is durable and in order,
+//! `{"ack_up_to_offset":N,"ack_up_to_records":R}` (R: rows durable on this call).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::acks::{AckTask, Pending};
+use super::canonical::conform;
+use super::catalog::Table;
+use super::faults::{Faults, RecordFault};
+use super::flight_schema::check_schema;
+use super::Shared;
+
+/// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
+const TABLE_HEADER: &str = "x-databricks-zerobus-table-name";
+
+/// Capacity of the per-call response channel (acks waiting for the client to read them).
+const RESPONSE_BUFFER: usize = 1024;
+
+/// How long a client may take to finish after a close signal.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
+
+/// The Flight service: `DoPut` only.
+pub(crate) struct Service {
+    pub(crate) shared: Arc<Shared>,
+}
+
+type ResponseSender = mpsc::Sender<Result<PutResult, Status>>;
+type Unsupported<T> = BoxStream<'static, Result<T, Status>>;
+
+fn unsupported(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "Flight {method} is not implemented by the local Zerobus server (DoPut only)"
+    ))
+}
+
+#[tonic::async_trait]
+impl FlightService for Service {
+    type DoPutStream = ReceiverStream<Result<PutResult, Status>>;
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        // The client waits for the response headers before it sends anything: answer at
+        // once and read the request in a task.
+        let metadata = request.metadata().clone();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let result = match open(&shared, &metadata, inbound, &tx).await {
+                Ok(Some(stream)) => stream.run(&tx).await,
+                Ok(None) => Ok(()),
+                Err(status) => Err(status),
+            };
+            if let Err(status) = result {
+                tracing::debug!(%status, "local Zerobus: Flight stream failed");
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type HandshakeStream = Unsupported<HandshakeResponse>;
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(unsupported("Handshake"))
+    }
+
+    type ListFlightsStream = Unsupported<FlightInfo>;
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(unsupported("ListFlights"))
+    }
+
+    async fn get_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(unsupported("GetFlightInfo"))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(unsupported("PollFlightInfo"))
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        Err(unsupported("GetSchema"))
+    }
+
+    type DoGetStream = Unsupported<FlightData>;
+    async fn do_get(
+        &self,
+        _request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        Err(unsupported("DoGet"))
+    }
+
+    type DoExchangeStream = Unsupported<FlightData>;
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unsupported("DoExchange"))
+    }
+
+    type DoActionStream = Unsupported<arrow_flight::Result>;
+    async fn do_action(
+        &self,
+        _request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(unsupported("DoAction"))
+    }
+
+    type ListActionsStream = Unsupported<ActionType>;
+    async fn list_actions(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        Err(unsupported("ListActions"))
+    }
+}
+
+/// `FlightData.app_metadata` of a record batch.
+#[derive(Deserialize)]
+struct BatchMetadata {
+    offset_id: i64,
+}
+
+/// `PutResult.app_metadata`: the ready signal, an ack, or a close signal.
+#[derive(Serialize)]
+struct AckMetadata {
+    ack_up_to_offset: i64,
+    ack_up_to_records: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    close_stream_duration_ms: Option<u64>,
+}
+
+impl AckMetadata {
+    fn ready() -> Self {
+        Self {
+            ack_up_to_offset: -1,
+            ack_up_to_records: 0,
+            close_stream_duration_ms: None,
+        }
+    }
+
+    /// Asks the client to rotate; carries no ack (`ack_up_to_records` 0 is not applied).
+    fn close() -> Self {
+        Self {
+            close_stream_duration_ms: Some(CLOSE_GRACE.as_millis() as u64),
+            ..Self::ready()
+        }
+    }
+
+    fn into_put_result(self) -> PutResult {
+        let json = serde_json::to_vec(&self).expect("plain numbers serialize");
+        PutResult {
+            app_metadata: json.into(),
+        }
+    }
+}
+
+/// Sends one PutResult; `false` if the client is gone.
+async fn send(tx: &ResponseSender, metadata: AckMetadata) -> bool {
+    tx.send(Ok(metadata.into_put_result())).await.is_ok()
+}
+
+/// A DoPut call past its schema message and ready signal.
+struct OpenStream {
+    shared: Arc<Shared>,
+    decoder: FlightDataDecoder,
+    table: Arc<Table>,
+    faults: Arc<Faults>,
+}
+
+/// Checks the call (table, auth, faults, schema) and sends the ready signal.
+/// `Ok(None)`: the client left first.
+async fn open(
+    shared: &Arc<Shared>,
+    metadata: &MetadataMap,
+    inbound: Streaming<FlightData>,
+    tx: &ResponseSender,
+) -> Result<Option<OpenStream>, Status> {
+    let table_name = metadata
+        .get(TABLE_HEADER)
+        .ok_or_else(|| Status::invalid_argument(format!("missing header {TABLE_HEADER}")))?
+        .to_str()
+        .map_err(|_| Status::invalid_argument(format!("header {TABLE_HEADER} is not ASCII")))?
+        .to_string();
+    super::catalog::validate_table_name(&table_name)?;
+    shared.auth.check(metadata, &table_name)?;
+    let faults = shared.catalog.faults(&table_name);
+    faults.on_create()?;
+    let mut decoder = FlightDataDecoder::new(inbound.map_err(FlightError::from));
+    let schema = match decoder.next().await {
+        None => return Ok(None),
+        Some(Err(e)) => return Err(flight_status(e)),
+        Some(Ok(data)) => match data.payload {
+            DecodedPayload::Schema(schema) => schema,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first FlightData of a DoPut must be the Arrow schema",
+                ))
+            }
+        },
+    };
+    let table = shared
+        .catalog
+        .open_for_stream(&table_name, || Ok(Arc::clone(&schema)))?;
+    check_schema(&schema, table.schema())?;
+    tracing::debug!(table = %table_name, "local Zerobus: Flight stream ready");
+    if !send(tx, AckMetadata::ready()).await {
+        return Ok(None);
+    }
+    Ok(Some(OpenStream {
+        shared: Arc::clone(shared),
+        decoder,
+        table,
+        faults,
+    }))
+}
+
+impl OpenStream {
+    /// Stores and acknowledges batches until the client half-closes.
+    async fn run(mut self, tx: &ResponseSender) -> Result<(), Status> {
+        let acks = spawn_acks(Arc::clone(&self.faults), tx.clone());
+        let result = self.receive(tx, &acks).await;
+        // Half-close: every outstanding ack goes out before the response ends with OK.
+        acks.finish(result.is_ok()).await;
+        result
+    }
+
+    async fn receive(&mut self, tx: &ResponseSender, acks: &AckTask) -> Result<(), Status> {
+        let mut expected_offset: i64 = 0;
+        let lifetime = tokio::time::sleep(self.shared.stream_lifetime);
+        tokio::pin!(lifetime);
+        let mut lifetime_signalled = false;
+        loop {
+            let data = tokio::select! {
+                data = self.decoder.next() => data,
+                () = &mut lifetime, if !lifetime_signalled => {
+                    lifetime_signalled = true;
+                    if !send(tx, AckMetadata::close()).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            // `None`: the client half-closed (close() or before a reconnect).
+            let Some(data) = data else {
+                return Ok(());
+            };
+            let data = data.map_err(flight_status)?;
+            let batch = match data.payload {
+                DecodedPayload::RecordBatch(batch) => batch,
+                DecodedPayload::None => continue,
+                DecodedPayload::Schema(_) => {
+                    return Err(Status::invalid_argument("schema sent twice on one DoPut"))
+                }
+            };
+            let offset_id = serde_json::from_slice::<BatchMetadata>(&data.inner.app_metadata)
+                .map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "record batch app_metadata is not {{\"offset_id\":N}}: {e}"
+                    ))
+                })?
+                .offset_id;
+            if offset_id != expected_offset {
+                return Err(Status::invalid_argument(format!(
+                    "offset_id {offset_id} out of order: expected {expected_offset}"
+                )));
+            }
+            expected_offset += 1;
+            let rows = batch.num_rows() as u64;
+            let batch = conform(&batch, self.table.schema())?;
+            self.table.count_duplicates_in(&batch);
+            acks.push(Pending {
+                offset_id,
+                rows,
+                table: Arc::clone(&self.table),
+                commit: self.table.submit(batch),
+            });
+            match self.faults.after_records(rows) {
+                RecordFault::None => {}
+                RecordFault::Fail(status) => return Err(status),
+                RecordFault::Close => {
+                    if !send(tx, AckMetadata::close()).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The call's ack task: `{"ack_up_to_offset":N,"ack_up_to_records":R}` per durable batch.
+fn spawn_acks(faults: Arc<Faults>, tx: ResponseSender) -> AckTask {
+    AckTask::spawn(faults, move |outcome| {
+        let tx = tx.clone();
+        async move {
+            let response = outcome.map(|acked| {
+                AckMetadata {
+                    ack_up_to_offset: acked.offset_id,
+                    ack_up_to_records: acked.records,
+                    close_stream_duration_ms: None,
+                }
+                .into_put_result()
+            });
+            tx.send(response).await.is_ok()
+        }
+    })
+}
+
+/// A decoding failure as the client should see it: bad IPC data is the client's fault
+/// (terminal), a transport status passes through.
+fn flight_status(error: FlightError) -> Status {
+    match error {
+        FlightError::Tonic(status) => *status,
+        other => Status::invalid_argument(format!("bad Arrow Flight data: {other}")),
+    }
+}
