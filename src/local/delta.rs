@@ -905,6 +905,32 @@ mod tests {
         assert!(table.read().await.is_err());
     }
 
+    /// Writes the table that tests/python/test_local_delta.py reads with Polars and
+    /// deltalake: `<dir>/cat/sch/every_type` (three commits) and the same rows as an Arrow
+    /// IPC file `<dir>/every_type.arrow`, `dir` given by `ZEROBUS_DELTA_INTEROP_DIR`.
+    #[tokio::test]
+    #[ignore = "run by tests/python/test_local_delta.py"]
+    async fn write_interop_table() {
+        let dir = PathBuf::from(
+            std::env::var("ZEROBUS_DELTA_INTEROP_DIR").expect("ZEROBUS_DELTA_INTEROP_DIR"),
+        );
+        let catalog = catalog(&dir, settings(60_000, 1_000_000));
+        let batches: Vec<RecordBatch> = (0..3).map(|i| every_type(30, i * 30)).collect();
+        let table = catalog.create(TABLE, batches[0].schema()).unwrap();
+        for batch in &batches {
+            let commit = table.submit(batch.clone());
+            catalog.flush().await;
+            commit.await.unwrap().unwrap();
+        }
+        assert_eq!(version(&table_dir(&dir)).await, 3);
+        let file = std::fs::File::create(dir.join("every_type.arrow")).unwrap();
+        let mut ipc = arrow::ipc::writer::FileWriter::try_new(file, &batches[0].schema()).unwrap();
+        for batch in &batches {
+            ipc.write(batch).unwrap();
+        }
+        ipc.finish().unwrap();
+    }
+
     #[test]
     fn delta_schema_of_canonical_types_round_trips() {
         let schema = kernel_schema();
