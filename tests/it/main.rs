@@ -1,6 +1,7 @@
 //! The integration tests of the crate, gathered into one test binary to save link time.
 
 mod dynamic;
+mod local_delta;
 // mod local_server; (being rewritten for Arrow read-back)
 mod roundtrip;
 mod writer_disabled;
