@@ -32,13 +32,18 @@
 //!   message, every record is stored, and each request message is acknowledged cumulatively
 //!   once its records are stored. Other record types (Avro, unspecified) are rejected with
 //!   `INVALID_ARGUMENT`; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
-//! - **Memory landing only**: records are kept per table in memory and read back with
-//!   [`LocalZerobus::records`], [`LocalZerobus::descriptor`] and [`LocalZerobus::counters`].
+//! - **Landings** ([`Landing`]): by default every table is a Delta table under
+//!   `<data_dir>/<catalog>/<schema>/<table>`; rows are committed in groups (see
+//!   [`LocalZerobusBuilder::commit_interval`]) and acknowledged only once their group is
+//!   committed, and the tables are readable by any Delta reader (DataFusion, Polars
+//!   `read_delta`, DuckDB, Spark) and by [`LocalZerobus::read_table`]. A server started on
+//!   a data directory with tables in it keeps them. `Memory` and `None` landings are for
+//!   tests that do not need files.
 //! - No authentication is checked (use the SDK's `testing` feature: `.no_tls()` and
 //!   `.no_auth()`).
 //!
 //! Still to come: the Arrow Flight `DoPut` path, the OAuth token and Unity Catalog
-//! endpoints, landing into Delta tables, and fault injection (close signals, errors,
+//! endpoints, and fault injection (close signals, errors,
 //! delayed or withheld acks).
 
 mod auth;
