@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tonic::Status;
 
+use super::canonical::canonical_schema;
 use super::delta::{self, DeltaSettings, DeltaSink};
 use super::faults::Faults;
 use crate::error::ZerobusError;
@@ -205,9 +206,11 @@ impl Catalog {
         Arc::clone(lock(&self.faults).entry(name.to_string()).or_default())
     }
 
-    /// Creates `name` with `schema` (no-op if it exists with an equal schema).
+    /// Creates `name` with `schema` in its canonical form (see [`canonical_schema`]);
+    /// a no-op if it exists with an equal schema.
     pub(crate) fn create(&self, name: &str, schema: SchemaRef) -> Result<Arc<Table>, Status> {
         validate_table_name(name)?;
+        let schema = canonical_schema(&schema)?;
         let mut tables = lock(&self.tables);
         if let Some(table) = tables.get(name) {
             if table.schema.fields() == schema.fields() {
@@ -237,8 +240,8 @@ impl Catalog {
 
     /// Registers the Delta tables already under the data directory (Delta landing only),
     /// so that rows landed by an earlier server are kept and read back. A table also
-    /// `declared` up front must have the same Delta schema; it is then read back with the
-    /// declared Arrow schema, others with the Arrow schema delta-kernel gives.
+    /// `declared` up front must have the same Delta schema. Every table's schema is the
+    /// canonical form of its Delta schema (what delta-kernel reads it back as).
     ///
     /// # Errors
     /// [`ZerobusError::ConfigurationError`] if a table cannot be loaded or does not match
@@ -256,9 +259,11 @@ impl Catalog {
                 ZerobusError::ConfigurationError(format!("local Zerobus: table {name}: {e}"))
             };
             let schema = match declared.iter().find(|(n, _)| *n == name) {
-                Some((_, schema)) => {
+                Some((_, declared)) => {
+                    let schema =
+                        canonical_schema(declared).map_err(|s| failed(s.message().into()))?;
                     let wanted =
-                        delta::delta_schema(schema).map_err(|s| failed(s.message().into()))?;
+                        delta::delta_schema(&schema).map_err(|s| failed(s.message().into()))?;
                     if wanted != found.schema {
                         return Err(failed(format!(
                             "the Delta table in {} has the schema {:?}, not the declared {:?}",
@@ -267,9 +272,11 @@ impl Catalog {
                             wanted
                         )));
                     }
-                    Arc::clone(schema)
+                    schema
                 }
-                None => delta::arrow_schema(&found.schema).map_err(failed)?,
+                None => delta::arrow_schema(&found.schema)
+                    .and_then(|kernel| canonical_schema(&kernel).map_err(|s| s.message().into()))
+                    .map_err(failed)?,
             };
             let sink = DeltaSink::open(
                 self.table_dir(&name),

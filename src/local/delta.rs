@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use deltalake::kernel::engine::arrow_conversion::{TryFromArrow, TryIntoArrow};
 use deltalake::kernel::StructType;
@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tonic::Status;
 
+use super::canonical::conform;
 use super::catalog::{Commit, Sink};
 use crate::error::ZerobusError;
 
@@ -560,33 +561,23 @@ fn commit_order(dir: &Path) -> Result<HashMap<String, (u64, usize)>, String> {
     Ok(order)
 }
 
-/// `batch` with the columns of `schema` (taken by name), cast column by column: the
-/// table's schema to delta-kernel's before writing, and back after reading.
-// Note: once `canonical::conform` lands, it replaces this per-column cast.
+/// `batch` as rows of `schema`: the table's schema to delta-kernel's before writing (the
+/// same, for canonical schemas), and back after reading.
 fn cast_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let column = batch
-                .column_by_name(field.name())
-                .ok_or_else(|| format!("column {} is missing", field.name()))?;
-            arrow::compute::cast(column, field.data_type())
-                .map_err(|e| format!("column {}: {e}", field.name()))
-        })
-        .collect::<Result<Vec<ArrayRef>, String>>()?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+    conform(batch, schema).map_err(|status| status.message().to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use arrow::array::{
-        Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
-        Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder, Int8Array, ListBuilder,
-        MapBuilder, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
+        ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+        Float64Array, Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder, Int8Array,
+        ListBuilder, MapBuilder, StringArray, StringBuilder, StructArray,
+        TimestampMicrosecondArray,
     };
     use arrow::datatypes::{Field, Fields};
 
+    use super::super::canonical::canonical_schema;
     use super::super::catalog::{Catalog, Landing};
     use super::*;
 
@@ -738,6 +729,7 @@ mod tests {
             commit.await.unwrap().unwrap();
         }
         let expected = arrow::compute::concat_batches(&a.schema(), &[a, b]).unwrap();
+        let expected = cast_to(&expected, table.schema()).unwrap();
         assert_eq!(read_all(&catalog, TABLE).await, expected);
     }
 
@@ -800,28 +792,23 @@ mod tests {
         assert_eq!(reopened.names(), vec![TABLE.to_string()]);
         let kernel = read_all(&reopened, TABLE).await;
         assert_eq!(kernel.schema(), kernel_schema());
-        for (name, column) in input.schema().fields().iter().zip(input.columns()) {
-            let back = kernel.column_by_name(name.name()).unwrap();
-            let back = arrow::compute::cast(back, column.data_type()).unwrap();
-            assert_eq!(&back, column, "column {}", name.name());
-        }
+        assert_eq!(kernel, cast_to(&input, &kernel_schema()).unwrap());
         // It keeps landing rows after the old ones.
         let table = reopened.get(TABLE).unwrap();
         let more = every_type(5, 40);
-        let more_kernel = cast_to(&more, &kernel.schema()).unwrap();
-        table.submit(more_kernel).await.unwrap().unwrap();
+        table.submit(more.clone()).await.unwrap().unwrap();
         assert_eq!(read_all(&reopened, TABLE).await.num_rows(), 45);
         drop(reopened);
 
-        // Reopened with the declared schema: read back as declared.
+        // Reopened with the declared schema, which the table on disk matches.
         let declared = catalog(dir.path(), settings(10, 1000));
         declared
             .reopen(&[(TABLE.to_string(), input.schema())])
             .await
             .unwrap();
         let all = read_all(&declared, TABLE).await;
-        assert_eq!(all.slice(0, 40), input);
-        assert_eq!(all.slice(40, 5), more);
+        assert_eq!(all.slice(0, 40), cast_to(&input, &kernel_schema()).unwrap());
+        assert_eq!(all.slice(40, 5), cast_to(&more, &kernel_schema()).unwrap());
     }
 
     /// The Arrow schema delta-kernel gives for the Delta schema of [`every_type`].
@@ -865,10 +852,8 @@ mod tests {
         assert!(err.to_string().contains(TABLE), "{err}");
     }
 
-    #[tokio::test]
-    async fn types_without_a_lossless_delta_type_are_rejected_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = catalog(dir.path(), settings(10, 1000));
+    #[test]
+    fn types_without_a_lossless_delta_type_are_rejected_by_name() {
         let cases = [
             (DataType::UInt32, "n"),
             (DataType::Float16, "n"),
@@ -880,8 +865,8 @@ mod tests {
             (DataType::new_list(DataType::UInt8, true), "n[]"),
         ];
         for (data_type, column) in cases {
-            let schema = Arc::new(Schema::new(vec![Field::new("n", data_type.clone(), true)]));
-            let err = catalog.create(TABLE, schema).unwrap_err();
+            let schema = Schema::new(vec![Field::new("n", data_type.clone(), true)]);
+            let err = delta_schema(&schema).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{data_type}");
             assert!(
                 err.message().contains(&format!("column {column}:")),
@@ -889,7 +874,18 @@ mod tests {
                 err.message()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_catalog_creates_no_table_for_a_type_delta_cannot_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), settings(10, 1000));
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::UInt64, true)]));
+        let err = catalog.create(TABLE, schema).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("column n"), "{}", err.message());
         assert!(catalog.names().is_empty());
+        assert!(!table_dir(dir.path()).exists());
     }
 
     #[tokio::test]
@@ -936,5 +932,10 @@ mod tests {
         let schema = kernel_schema();
         let back = arrow_schema(&delta_schema(&schema).unwrap()).unwrap();
         assert_eq!(back, schema);
+        // The canonical schema is delta-kernel's.
+        assert_eq!(
+            canonical_schema(&every_type(1, 0).schema()).unwrap(),
+            schema
+        );
     }
 }

@@ -47,6 +47,7 @@
 //! delayed or withheld acks).
 
 mod auth;
+mod canonical;
 mod catalog;
 mod decode;
 mod delta;

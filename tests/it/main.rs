@@ -2,6 +2,6 @@
 
 mod dynamic;
 mod local_delta;
-// mod local_server; (being rewritten for Arrow read-back)
+mod local_server;
 mod roundtrip;
 mod writer_disabled;
