@@ -13,6 +13,7 @@ use tonic::Status;
 
 use super::canonical::canonical_schema;
 use super::dedup::SeenRows;
+use super::delta::{self, DeltaSettings, DeltaSink};
 use super::faults::Faults;
 use crate::error::ZerobusError;
 
@@ -53,6 +54,10 @@ pub(crate) trait Sink: Send + Sync + Debug {
     fn submit(&self, batch: RecordBatch) -> Commit;
     /// Everything durable so far, in commit order.
     fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>>;
+    /// Makes everything submitted so far durable (or failed) now; resolves once done.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Rows kept in memory: durable as soon as they are stored.
@@ -176,6 +181,7 @@ pub(crate) struct Catalog {
     landing: Landing,
     data_dir: PathBuf,
     strict: bool,
+    delta: DeltaSettings,
     tables: Mutex<HashMap<String, Arc<Table>>>,
     faults: Mutex<HashMap<String, Arc<Faults>>>,
 }
@@ -186,9 +192,16 @@ impl Catalog {
             landing,
             data_dir,
             strict,
+            delta: DeltaSettings::default(),
             tables: Mutex::default(),
             faults: Mutex::default(),
         }
+    }
+
+    /// When the Delta landing commits (default [`DeltaSettings::default`]).
+    pub(crate) fn with_delta_settings(mut self, settings: DeltaSettings) -> Self {
+        self.delta = settings;
+        self
     }
 
     pub(crate) fn landing(&self) -> Landing {
@@ -233,18 +246,85 @@ impl Catalog {
         let sink: Box<dyn Sink> = match self.landing {
             Landing::Memory => Box::<MemorySink>::default(),
             Landing::None => Box::new(NoneSink),
-            // Until the Delta landing exists, Delta tables are kept in memory.
-            Landing::Delta => Box::<MemorySink>::default(),
+            Landing::Delta => Box::new(DeltaSink::create(
+                self.table_dir(name),
+                Arc::clone(&schema),
+                self.delta,
+            )?),
         };
-        let table = Arc::new(Table {
-            name: name.to_string(),
-            schema,
-            sink,
-            counters: Mutex::default(),
-            seen: (self.landing != Landing::None).then(SeenRows::default),
-        });
-        tables.insert(name.to_string(), Arc::clone(&table));
-        Ok(table)
+        Ok(insert(&mut tables, name, schema, sink, self.landing))
+    }
+
+    /// `<data_dir>/<catalog>/<schema>/<table>` for `catalog.schema.table`.
+    fn table_dir(&self, name: &str) -> PathBuf {
+        name.split('.')
+            .fold(self.data_dir.clone(), |dir, part| dir.join(part))
+    }
+
+    /// Registers the Delta tables already under the data directory (Delta landing only),
+    /// so that rows landed by an earlier server are kept and read back. A table also
+    /// `declared` up front must have the same Delta schema. Every table's schema is the
+    /// canonical form of its Delta schema (what delta-kernel reads it back as).
+    ///
+    /// # Errors
+    /// [`ZerobusError::ConfigurationError`] if a table cannot be loaded or does not match
+    /// its declared schema; I/O errors listing the data directory.
+    pub(crate) async fn reopen(
+        &self,
+        declared: &[(String, SchemaRef)],
+    ) -> Result<(), ZerobusError> {
+        if self.landing != Landing::Delta {
+            return Ok(());
+        }
+        for found in delta::find_tables(&self.data_dir).await? {
+            let name = found.name;
+            let failed = |e: String| {
+                ZerobusError::ConfigurationError(format!("local Zerobus: table {name}: {e}"))
+            };
+            let schema = match declared.iter().find(|(n, _)| *n == name) {
+                Some((_, declared)) => {
+                    let schema =
+                        canonical_schema(declared).map_err(|s| failed(s.message().into()))?;
+                    let wanted =
+                        delta::delta_schema(&schema).map_err(|s| failed(s.message().into()))?;
+                    if wanted != found.schema {
+                        return Err(failed(format!(
+                            "the Delta table in {} has the schema {:?}, not the declared {:?}",
+                            self.table_dir(&name).display(),
+                            found.schema,
+                            wanted
+                        )));
+                    }
+                    schema
+                }
+                None => delta::arrow_schema(&found.schema)
+                    .and_then(|kernel| canonical_schema(&kernel).map_err(|s| s.message().into()))
+                    .map_err(failed)?,
+            };
+            let sink = DeltaSink::open(
+                self.table_dir(&name),
+                Arc::clone(&schema),
+                found.table,
+                self.delta,
+            )
+            .map_err(|s| failed(s.message().into()))?;
+            insert(
+                &mut lock(&self.tables),
+                &name,
+                schema,
+                Box::new(sink),
+                self.landing,
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes every table's pending rows durable (or failed) now.
+    pub(crate) async fn flush(&self) {
+        let tables: Vec<Arc<Table>> = lock(&self.tables).values().cloned().collect();
+        for table in tables {
+            table.sink.flush().await;
+        }
     }
 
     /// The table a new stream writes to: the existing one, or (unless strict) one created
@@ -269,10 +349,30 @@ impl Catalog {
     }
 }
 
-/// Accepts `catalog.schema.table` with three non-empty parts.
+fn insert(
+    tables: &mut HashMap<String, Arc<Table>>,
+    name: &str,
+    schema: SchemaRef,
+    sink: Box<dyn Sink>,
+    landing: Landing,
+) -> Arc<Table> {
+    let table = Arc::new(Table {
+        name: name.to_string(),
+        schema,
+        sink,
+        counters: Mutex::default(),
+        seen: (landing != Landing::None).then(SeenRows::default),
+    });
+    tables.insert(name.to_string(), Arc::clone(&table));
+    table
+}
+
+/// Accepts `catalog.schema.table` with three non-empty parts (no path separators: each
+/// part names a directory of the Delta landing).
 pub(crate) fn validate_table_name(table: &str) -> Result<(), Status> {
     let parts: Vec<&str> = table.split('.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty()) {
+    let valid_part = |p: &&str| !p.is_empty() && !p.contains(['/', '\\', '\0']);
+    if parts.len() == 3 && parts.iter().all(valid_part) {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
@@ -288,7 +388,7 @@ mod tests {
     #[test]
     fn table_names() {
         assert!(validate_table_name("a.b.c").is_ok());
-        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c"] {
+        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c", "a.b./etc", "a.b\\c.d"] {
             let err = validate_table_name(bad).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
         }

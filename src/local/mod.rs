@@ -53,6 +53,7 @@ mod canonical;
 mod catalog;
 mod decode;
 mod dedup;
+mod delta;
 mod faults;
 mod flight;
 mod flight_schema;
@@ -78,10 +79,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL};
 pub use catalog::{Counters, Landing};
+pub use delta::{DEFAULT_COMMIT_INTERVAL, DEFAULT_COMMIT_MAX_BYTES, DEFAULT_COMMIT_MAX_ROWS};
 pub use faults::Faults;
 
 use auth::Authenticator;
 use catalog::Catalog;
+use delta::DeltaSettings;
 
 use crate::error::ZerobusError;
 
@@ -122,6 +125,7 @@ pub struct LocalZerobusBuilder {
     token_ttl: Duration,
     client_id: String,
     client_secret: Option<SecretString>,
+    delta: DeltaSettings,
 }
 
 impl Default for LocalZerobusBuilder {
@@ -139,6 +143,7 @@ impl Default for LocalZerobusBuilder {
             token_ttl: DEFAULT_TOKEN_TTL,
             client_id: DEFAULT_CLIENT_ID.to_string(),
             client_secret: None,
+            delta: DeltaSettings::default(),
         }
     }
 }
@@ -150,8 +155,10 @@ impl LocalZerobusBuilder {
         self
     }
 
-    /// Where Delta tables are written (default: a temporary directory removed when the
-    /// server is dropped).
+    /// Where Delta tables are written, one per table at
+    /// `<data_dir>/<catalog>/<schema>/<table>` (default: a temporary directory removed when
+    /// the server is dropped). Delta tables already there are registered when the server
+    /// starts, so a server started again on the same directory keeps what landed.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
@@ -225,12 +232,36 @@ impl LocalZerobusBuilder {
         self
     }
 
+    /// [`Landing::Delta`]: the longest time rows wait for their commit (default
+    /// [`DEFAULT_COMMIT_INTERVAL`]). Rows are committed in groups, one Delta version each,
+    /// and acknowledged only once their group is committed.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.delta.interval = interval;
+        self
+    }
+
+    /// [`Landing::Delta`]: a group reaching this many rows is committed at once (default
+    /// [`DEFAULT_COMMIT_MAX_ROWS`]).
+    pub fn commit_max_rows(mut self, rows: usize) -> Self {
+        self.delta.max_rows = rows;
+        self
+    }
+
+    /// [`Landing::Delta`]: a group reaching this many bytes (Arrow in-memory size) is
+    /// committed at once (default [`DEFAULT_COMMIT_MAX_BYTES`]).
+    pub fn commit_max_bytes(mut self, bytes: usize) -> Self {
+        self.delta.max_bytes = bytes;
+        self
+    }
+
     /// Binds `127.0.0.1` and starts serving in background tasks of the current tokio
     /// runtime.
     ///
     /// # Errors
     /// [`ZerobusError::ConnectionError`] if a port cannot be bound,
-    /// [`ZerobusError::ConfigurationError`] if a table given up front is invalid.
+    /// [`ZerobusError::ConfigurationError`] if a table given up front is invalid, or a
+    /// Delta table under the data directory cannot be loaded or does not match the schema
+    /// given up front.
     pub async fn start(self) -> Result<LocalZerobus, ZerobusError> {
         let (data_dir, temp_dir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
@@ -241,7 +272,10 @@ impl LocalZerobusBuilder {
                 (temp.path().to_path_buf(), Some(Arc::new(temp)))
             }
         };
-        let catalog = Arc::new(Catalog::new(self.landing, data_dir, self.strict));
+        let catalog =
+            Catalog::new(self.landing, data_dir, self.strict).with_delta_settings(self.delta);
+        catalog.reopen(&self.tables).await?;
+        let catalog = Arc::new(catalog);
         for (name, schema) in &self.tables {
             catalog.create(name, Arc::clone(schema)).map_err(|status| {
                 ZerobusError::ConfigurationError(format!(
@@ -479,9 +513,11 @@ impl LocalZerobus {
     }
 
     /// Stops accepting connections and waits for the server to finish. Streams still open
-    /// after a few seconds are cut off.
+    /// after a few seconds are cut off. Rows still waiting for a Delta commit are then
+    /// committed (they were not acknowledged).
     pub async fn shutdown(self) {
         self.server.stop().await;
         self.http.stop().await;
+        self.shared.catalog.flush().await;
     }
 }
