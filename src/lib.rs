@@ -47,11 +47,11 @@ pub mod schema;
 mod transport;
 mod wrapper;
 
-pub use config::{OtlpConfig, WrapperConfiguration};
+pub use config::{OtlpConfig, TransportKind, WrapperConfiguration};
 pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};
-pub use wrapper::ZerobusWrapper;
+pub use wrapper::{PendingBatch, ZerobusWrapper};
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]
