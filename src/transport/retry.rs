@@ -125,7 +125,10 @@ mod tests {
             .filter_map(|_| policy(2).backoff().build().next())
             .filter(|d| *d < Duration::from_millis(5))
             .count();
-        assert!(low > 20, "only {low} of 200 first delays under half the ceiling");
+        assert!(
+            low > 20,
+            "only {low} of 200 first delays under half the ceiling"
+        );
     }
 
     #[test]

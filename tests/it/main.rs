@@ -3,4 +3,6 @@
 mod dynamic;
 // mod local_server; (being rewritten for Arrow read-back)
 mod roundtrip;
+#[cfg(feature = "local")]
+mod transport;
 mod writer_disabled;
