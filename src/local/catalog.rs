@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tonic::Status;
 
+use super::canonical::canonical_schema;
 use super::faults::Faults;
 use crate::error::ZerobusError;
 
@@ -192,9 +193,11 @@ impl Catalog {
         Arc::clone(lock(&self.faults).entry(name.to_string()).or_default())
     }
 
-    /// Creates `name` with `schema` (no-op if it exists with an equal schema).
+    /// Creates `name` with `schema` in its canonical form (see [`canonical_schema`]);
+    /// a no-op if it exists with an equal schema.
     pub(crate) fn create(&self, name: &str, schema: SchemaRef) -> Result<Arc<Table>, Status> {
         validate_table_name(name)?;
+        let schema = canonical_schema(&schema)?;
         let mut tables = lock(&self.tables);
         if let Some(table) = tables.get(name) {
             if table.schema.fields() == schema.fields() {

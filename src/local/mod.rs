@@ -42,6 +42,7 @@
 //! delayed or withheld acks).
 
 mod auth;
+mod canonical;
 mod catalog;
 mod decode;
 mod faults;

@@ -1,7 +1,7 @@
 //! The integration tests of the crate, gathered into one test binary to save link time.
 
 mod dynamic;
-// mod local_server; (being rewritten for Arrow read-back)
+mod local_server;
 mod roundtrip;
 #[cfg(feature = "local")]
 mod transport;
