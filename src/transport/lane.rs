@@ -165,10 +165,6 @@ impl Lane {
         }
     }
 
-    pub(crate) fn descriptor(&self) -> &MessageDescriptor {
-        &self.descriptor
-    }
-
     pub(crate) fn retry(&self) -> RetryPolicy {
         self.settings.retry
     }

@@ -50,7 +50,8 @@ pub(crate) const MAX_ISOLATION_STREAMS: u32 = 64;
 pub(crate) struct SdkTransport {
     sdk: Arc<ZerobusSdk>,
     settings: Arc<StreamSettings>,
-    lanes: Mutex<Vec<Arc<Lane>>>,
+    /// One lane per distinct descriptor, with a schema that produced it.
+    lanes: Mutex<Vec<(Arc<TableSchema>, Arc<Lane>)>>,
     tracker: Arc<Tracker>,
 }
 
@@ -105,23 +106,26 @@ impl SdkTransport {
     }
 
     /// The lane of `schema`'s descriptor, created on first use.
-    fn lane(&self, schema: &TableSchema) -> Result<Arc<Lane>, ZerobusError> {
-        let descriptor = message_descriptor(schema)?;
+    fn lane(&self, schema: &Arc<TableSchema>) -> Result<Arc<Lane>, ZerobusError> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lane) = lanes.iter().find(|lane| *lane.descriptor() == descriptor) {
+        let known = lanes.iter().find(|(seen, _)| {
+            Arc::ptr_eq(seen, schema) || seen.descriptor() == schema.descriptor()
+        });
+        if let Some((_, lane)) = known {
             return Ok(lane.clone());
         }
         let lane = Arc::new(Lane::new(
             self.sdk.clone(),
             self.settings.clone(),
-            descriptor,
+            message_descriptor(schema)?,
         ));
-        lanes.push(lane.clone());
+        lanes.push((schema.clone(), lane.clone()));
         Ok(lane)
     }
 
     fn all_lanes(&self) -> Vec<Arc<Lane>> {
-        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes.iter().map(|(_, lane)| lane.clone()).collect()
     }
 }
 
