@@ -6,4 +6,6 @@ mod local_flight;
 mod local_delta;
 mod local_server;
 mod roundtrip;
+#[cfg(feature = "local")]
+mod transport;
 mod writer_disabled;
