@@ -53,7 +53,7 @@ impl Rng {
     fn nulls(&mut self, rows: usize) -> Option<NullBuffer> {
         Some(
             (0..rows)
-                .map(|_| self.next() % 10 != 0)
+                .map(|_| !self.next().is_multiple_of(10))
                 .collect::<Vec<bool>>()
                 .into(),
         )
@@ -100,7 +100,7 @@ fn mixed_batch(rows: usize) -> RecordBatch {
         (
             "flag",
             Arc::new(BooleanArray::new(
-                (0..rows).map(|_| r.next() % 2 == 0).collect(),
+                (0..rows).map(|_| r.next().is_multiple_of(2)).collect(),
                 r.nulls(rows),
             )),
         ),
@@ -113,7 +113,7 @@ fn mixed_batch(rows: usize) -> RecordBatch {
         (
             "city",
             Arc::new(StringArray::from_iter(
-                (0..rows).map(|_| (r.next() % 10 != 0).then(|| r.text(5, 30))),
+                (0..rows).map(|_| (!r.next().is_multiple_of(10)).then(|| r.text(5, 30))),
             )),
         ),
         (

@@ -106,7 +106,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One table of the server.
 #[derive(Debug)]
 pub(crate) struct Table {
-    name: String,
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
@@ -115,11 +114,6 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// The table's full name, `catalog.schema.table`.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The table's Arrow schema (the Delta table's columns).
     pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -143,10 +137,7 @@ impl Table {
 
     /// Counts the records byte-identical to one received before on this table as
     /// duplicates, and remembers them (by a 64-bit hash). Not done in [`Landing::None`].
-    pub(crate) fn count_duplicate_records<'a>(
-        &self,
-        records: impl IntoIterator<Item = &'a [u8]>,
-    ) {
+    pub(crate) fn count_duplicate_records<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) {
         if let Some(seen) = &self.seen {
             self.add_duplicates(seen.count_repeated_records(records));
         }
@@ -202,10 +193,6 @@ impl Catalog {
     pub(crate) fn with_delta_settings(mut self, settings: DeltaSettings) -> Self {
         self.delta = settings;
         self
-    }
-
-    pub(crate) fn landing(&self) -> Landing {
-        self.landing
     }
 
     pub(crate) fn data_dir(&self) -> &Path {
@@ -357,7 +344,6 @@ fn insert(
     landing: Landing,
 ) -> Arc<Table> {
     let table = Arc::new(Table {
-        name: name.to_string(),
         schema,
         sink,
         counters: Mutex::default(),

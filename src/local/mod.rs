@@ -46,7 +46,6 @@
 //!   serves `GET /api/2.1/unity-catalog/tables/{name}` (the table's columns, as the SDK's
 //!   `schema` module reads them) in both modes.
 
-
 mod acks;
 mod auth;
 mod canonical;

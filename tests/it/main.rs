@@ -2,8 +2,8 @@
 
 mod dynamic;
 mod local_auth;
-mod local_flight;
 mod local_delta;
+mod local_flight;
 mod local_server;
 mod roundtrip;
 #[cfg(feature = "local")]
