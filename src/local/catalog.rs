@@ -323,16 +323,22 @@ impl Catalog {
         name: &str,
         proposed: impl FnOnce() -> Result<SchemaRef, Status>,
     ) -> Result<Arc<Table>, Status> {
+        match self.existing(name)? {
+            Some(table) => Ok(table),
+            None => self.create(name, proposed()?),
+        }
+    }
+
+    /// The table if it exists; `None` if a stream may create it; `NOT_FOUND` in strict mode.
+    pub(crate) fn existing(&self, name: &str) -> Result<Option<Arc<Table>>, Status> {
         validate_table_name(name)?;
-        if let Some(table) = self.get(name) {
-            return Ok(table);
-        }
-        if self.strict {
-            return Err(Status::not_found(format!(
+        match self.get(name) {
+            Some(table) => Ok(Some(table)),
+            None if self.strict => Err(Status::not_found(format!(
                 "table {name} does not exist (the server is strict: create tables up front)"
-            )));
+            ))),
+            None => Ok(None),
         }
-        self.create(name, proposed()?)
     }
 }
 

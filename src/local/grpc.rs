@@ -132,7 +132,12 @@ async fn open(
             decoder.check(table.schema())?;
             (Format::Proto(decoder), Some(table))
         }
-        _ => (Format::Json(JsonDecoder), shared.catalog.get(&table_name)),
+        // A JSON stream's table may be created from its first records, so only strict mode
+        // can refuse it now.
+        _ => (
+            Format::Json(JsonDecoder),
+            shared.catalog.existing(&table_name)?,
+        ),
     };
     let stream_id = format!(
         "local-{}",

@@ -1,17 +1,20 @@
-//! A local, in-process server that speaks the Zerobus gRPC protocol (feature `local`).
+//! A local server that speaks the Zerobus protocols (feature `local`), landing rows in
+//! real Delta tables.
 //!
-//! [`LocalZerobus`] serves the `databricks.zerobus.Zerobus` service of the official
-//! `databricks-zerobus-ingest-sdk` (its own generated server trait) on `127.0.0.1`, so the
-//! **unmodified** official client can be pointed at it in tests: no workspace, no
-//! credentials, no network beyond loopback.
+//! [`LocalZerobus`] serves, on one `127.0.0.1` port, the `databricks.zerobus.Zerobus` gRPC
+//! service (implemented on the server trait that the official `databricks-zerobus-ingest-sdk`
+//! 2.12 generates from its own proto, so the wire format cannot drift) and Arrow Flight
+//! `DoPut`; on a second port it serves the OAuth token endpoint and the Unity Catalog table
+//! endpoint. The **unmodified** official client, and [`ZerobusWrapper`](crate::ZerobusWrapper),
+//! talk to it exactly as to the service: no workspace, no network beyond loopback.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use arrow_zerobus_sdk_wrapper::local::{LocalZerobus, ReceivedRecord};
+//! use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
 //! use databricks_zerobus_ingest_sdk::ZerobusSdk;
 //!
-//! let server = LocalZerobus::builder().start().await?;
+//! let server = LocalZerobus::builder().data_dir("/tmp/zerobus-data").start().await?;
 //! let sdk = ZerobusSdk::builder()
 //!     .endpoint(server.endpoint())
 //!     .no_tls()
@@ -21,30 +24,46 @@
 //! stream.ingest_records_offset(vec![r#"{"a":1}"#.to_string()]).await?;
 //! stream.flush().await?;
 //! stream.close().await?;
-//! assert_eq!(server.records("cat.sch.t"), vec![ReceivedRecord::Json(r#"{"a":1}"#.into())]);
+//! let landed = server.read_table("cat.sch.t").await?; // also a Delta table on disk:
+//! assert_eq!(landed.num_rows(), 1); // /tmp/zerobus-data/cat/sch/t
 //! server.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! # Scope of this first slice
-//! - **EphemeralStream** with `PROTO` and `JSON` records: the stream is created by the first
-//!   message, every record is stored, and each request message is acknowledged cumulatively
-//!   once its records are stored. Other record types (Avro, unspecified) are rejected with
-//!   `INVALID_ARGUMENT`; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
-//! - **Memory landing only**: records are kept per table in memory and read back with
-//!   [`LocalZerobus::records`], [`LocalZerobus::descriptor`] and [`LocalZerobus::counters`].
+//! # What it does
+//! - **EphemeralStream** with `PROTO` (decoded against the stream's descriptor) and `JSON`
+//!   records; each request is acknowledged cumulatively once its rows are durable, never
+//!   ahead of what was received; `CloseStreamSignal` after the stream lifetime
+//!   ([`LocalZerobusBuilder::stream_lifetime`], 15 minutes by default, as on the service).
+//!   Avro is rejected; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
 //! - **Arrow Flight `DoPut`** on the same port (the SDK's `build_arrow()` streams): the
 //!   schema is checked against an existing table (mismatches fail with the `ErrorInfo` the
 //!   client reports as `InvalidSchema`), batches are cast to the table's types, and acked
 //!   `{"ack_up_to_offset":N,"ack_up_to_records":R}` once durable.
-//! - **Authentication** ([`Auth`]): off by default (use the SDK's `testing` feature:
-//!   `.no_tls()` and `.no_auth()`). With [`Auth::OAuth`], a second HTTP port
+//! - **Landings** ([`Landing`]): by default every table is a Delta table under
+//!   `<data_dir>/<catalog>/<schema>/<table>`; rows are committed in groups (see
+//!   [`LocalZerobusBuilder::commit_interval`]) and acknowledged only once their group is
+//!   committed, and the tables are readable by any Delta reader (DataFusion, Polars
+//!   `read_delta`, DuckDB, Spark) and by [`LocalZerobus::read_table`]. A server started on
+//!   a data directory with tables in it keeps them. `Memory` and `None` landings are for
+//!   tests that need no files and for client-side benchmarks.
+//! - **Tables** are created up front ([`LocalZerobusBuilder::table`]) — then streams whose
+//!   descriptor or Arrow schema does not fit are rejected as the service rejects them — or,
+//!   as a local convenience, from the first stream that names them (off in
+//!   [`LocalZerobusBuilder::strict`] mode).
+//! - **Authentication** ([`Auth`]): off by default (the SDK's `testing` feature:
+//!   `.no_tls()` and `.no_auth()`). With [`Auth::OAuth`], the HTTP port
 //!   ([`LocalZerobus::unity_catalog_url`]) issues tokens to the client credentials
 //!   ([`LocalZerobus::client_id`], [`LocalZerobus::client_secret`]) at `POST /oidc/v1/token`,
 //!   and streams need `authorization: Bearer <token>` issued for their table. The same port
 //!   serves `GET /api/2.1/unity-catalog/tables/{name}` (the table's columns, as the SDK's
 //!   `schema` module reads them) in both modes.
+//! - **Faults** ([`Faults`], per table, switchable at run time) and per-table
+//!   [`Counters`] of received, committed, acknowledged and duplicate rows;
+//!   [`LocalZerobus::restart`] stops and restarts the whole server, keeping what landed.
+//!
+//! The `zerobus-local` binary serves it from the command line; see `docs/local-server.md`.
 
 mod acks;
 mod auth;

@@ -681,11 +681,15 @@ async fn strict_server_rejects_unknown_tables_with_not_found() -> TestResult {
         panic!("unexpected error: {err:?}");
     };
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
-    // JSON streams find out at their first records (the table is opened lazily).
+    // JSON streams too, at stream creation.
     let err = send_json(&server, "cat.sch.unknown", &[r#"{"id":1}"#])
         .await
         .expect_err("an unknown table must be rejected");
-    assert!(err.to_string().contains("does not exist"), "{err}");
+    let SdkError::CreateStreamError(status) = &err else {
+        panic!("a JSON stream must fail at creation, got: {err:?}");
+    };
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(status.message().contains("does not exist"), "{status:?}");
     // The known table works.
     send_json(&server, TABLE, &[r#"{"id":1}"#]).await?;
     assert_eq!(server.tables(), vec![TABLE.to_string()]);
