@@ -1,16 +1,19 @@
 //! End to end on one machine: start the embedded local Zerobus server, send Arrow batches
 //! through `ZerobusWrapper` (the official SDK's protobuf stream over real gRPC), and read
-//! back what landed.
+//! back what landed in the Delta table.
 //!
 //! ```text
-//! cargo run --features local --example local_end_to_end
+//! cargo run --features local --example local_end_to_end [DATA_DIR]
 //! ```
+//!
+//! With `DATA_DIR`, the Delta table stays there afterwards
+//! (`DATA_DIR/main/demo/sensor_readings`), readable by any Delta reader.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 
 const TABLE: &str = "main.demo.sensor_readings";
@@ -22,12 +25,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Field::new("sensor", DataType::Utf8, true),
         Field::new("reading", DataType::Float64, true),
     ]));
-    let server = LocalZerobus::builder()
-        .landing(Landing::Memory)
-        .table(TABLE, schema.clone())
-        .start()
-        .await?;
+    let mut builder = LocalZerobus::builder().table(TABLE, schema.clone());
+    if let Some(dir) = std::env::args().nth(1) {
+        builder = builder.data_dir(dir);
+    }
+    let server = builder.start().await?;
     println!("local Zerobus listening on {}", server.endpoint());
+    // A data directory used before may already hold rows of earlier runs.
+    let before = server.read_table(TABLE).await?.num_rows();
 
     // A plain-http loopback endpoint needs no credentials.
     let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(server.endpoint(), TABLE)).await?;
@@ -59,9 +64,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     wrapper.shutdown().await?;
 
     let landed = server.read_table(TABLE).await?;
-    println!("{TABLE} now holds {} rows", landed.num_rows());
-    assert_eq!(landed.num_rows(), sent);
-    let ids = landed
+    println!(
+        "{TABLE} now holds {} rows (Delta table in {})",
+        landed.num_rows(),
+        server
+            .data_dir()
+            .join("main/demo/sensor_readings")
+            .display()
+    );
+    assert_eq!(landed.num_rows(), before + sent);
+    // Rows come back in commit order: this run's are the last ones.
+    let ours = landed.slice(before, sent);
+    let ids = ours
         .column(0)
         .as_any()
         .downcast_ref::<Int64Array>()
@@ -69,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut landed_ids: Vec<i64> = ids.values().to_vec();
     landed_ids.sort_unstable();
     assert_eq!(landed_ids, (0..3_000).collect::<Vec<_>>());
-    assert_eq!(landed.column(1).null_count(), 0);
+    assert_eq!(ours.column(1).null_count(), 0);
     println!("every row landed exactly once");
     server.shutdown().await;
     Ok(())

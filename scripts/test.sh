@@ -11,11 +11,12 @@ cargo test --workspace --all-targets --features local
 echo "== cargo test --doc"
 cargo test --workspace --doc --features local
 echo "== examples"
-for example in writer_disabled per_row_errors; do
-  echo "-- cargo run --example $example"
-  cargo run --quiet --example "$example" -- "$(mktemp -d)"
+# All with --features local, so the build of the tests above is reused.
+for example in local_end_to_end writer_disabled per_row_errors; do
+  echo "-- cargo run --features local --example $example"
+  cargo run --quiet --features local --example "$example" -- "$(mktemp -d)"
 done
-echo "== python: debug files read by pyarrow and google.protobuf"
+echo "== python: debug files (pyarrow, google.protobuf) and Delta tables (polars, deltalake)"
 venv=target/py-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
