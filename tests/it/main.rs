@@ -3,6 +3,7 @@
 mod dynamic;
 mod local_auth;
 mod local_delta;
+mod local_faults;
 mod local_flight;
 mod local_server;
 mod roundtrip;
