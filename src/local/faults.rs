@@ -24,6 +24,7 @@ struct FaultState {
     ack_delay: Option<Duration>,
     withhold_acks: bool,
     reject_connections: bool,
+    reject_pattern: Option<Vec<u8>>,
 }
 
 /// What a stream must do after receiving records (see [`Faults::after_records`]).
@@ -77,6 +78,14 @@ impl Faults {
         self.state().reject_connections = reject;
     }
 
+    /// While set, a request message carrying a record whose bytes contain `pattern` (the
+    /// protobuf encoding, or the JSON text) is refused: the stream ends with
+    /// `INVALID_ARGUMENT`, as the service does for a record it cannot take, and none of
+    /// that message's records are stored. `None` (or an empty pattern) switches it off.
+    pub fn reject_records_containing(&self, pattern: Option<Vec<u8>>) {
+        self.state().reject_pattern = pattern.filter(|p| !p.is_empty());
+    }
+
     /// Switches every fault off.
     pub fn clear(&self) {
         *self.state() = FaultState::default();
@@ -121,6 +130,27 @@ impl Faults {
             state.close_after = Some(left - count);
         }
         RecordFault::None
+    }
+
+    /// Called with the records of one request message before they are stored; refuses
+    /// the message if one of them matches [`Faults::reject_records_containing`].
+    pub(crate) fn check_records<'r>(
+        &self,
+        records: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<(), Status> {
+        let state = self.state();
+        let Some(pattern) = state.reject_pattern.as_deref() else {
+            return Ok(());
+        };
+        let bad = records
+            .into_iter()
+            .position(|record| record.windows(pattern.len()).any(|w| w == pattern));
+        match bad {
+            Some(index) => Err(Status::invalid_argument(format!(
+                "injected fault: record {index} of the request is rejected"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// How long to hold each acknowledgement back, `None` to withhold it entirely.
@@ -176,5 +206,19 @@ mod tests {
             faults.on_create().unwrap_err().code(),
             Code::Unauthenticated
         );
+    }
+
+    #[test]
+    fn records_containing_the_pattern_are_refused() {
+        let faults = Faults::default();
+        let records: [&[u8]; 3] = [b"good", b"has POISON inside", b"good too"];
+        assert!(faults.check_records(records).is_ok());
+        faults.reject_records_containing(Some(b"POISON".to_vec()));
+        let refused = faults.check_records(records).unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains("record 1"), "{refused}");
+        assert!(faults.check_records([b"fine".as_slice()]).is_ok());
+        faults.reject_records_containing(Some(Vec::new()));
+        assert!(faults.check_records(records).is_ok());
     }
 }

@@ -247,6 +247,7 @@ impl OpenStream {
             None => return Err(Status::invalid_argument("empty EphemeralStream request")),
         };
         let offset_id = offset_id.ok_or_else(|| Status::invalid_argument("missing offset_id"))?;
+        self.faults.check_records(records.iter())?;
         let batch = match (&self.format, records) {
             (Format::Proto(decoder), Records::Proto(records)) => {
                 let table = self.table.as_ref().expect("a PROTO stream has its table");
@@ -316,6 +317,16 @@ fn close_signal() -> ephemeral_stream_response::Payload {
 enum Records {
     Proto(Vec<Vec<u8>>),
     Json(Vec<String>),
+}
+
+impl Records {
+    /// The raw bytes of each record (the protobuf encoding or the JSON text).
+    fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match self {
+            Records::Proto(records) => Box::new(records.iter().map(Vec::as_slice)),
+            Records::Json(records) => Box::new(records.iter().map(String::as_bytes)),
+        }
+    }
 }
 
 fn single_record(record: Option<ingest_record_request::Record>) -> Result<Records, Status> {

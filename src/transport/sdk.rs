@@ -308,6 +308,11 @@ async fn send_alone(
     let mut stream = lane.open_with_retry().await.map_err(Err)?;
     let outcome = match stream.ingest_records_offset(records).await {
         Ok(_) => stream.flush().await,
+        // Refused by the SDK itself, before anything was sent: not the server's verdict.
+        Err(error) if !stream.is_closed() => {
+            let _ = stream.close().await;
+            return Err(Err(from_sdk(&error)));
+        }
         Err(error) => Err(error),
     };
     let closed = stream.close().await;

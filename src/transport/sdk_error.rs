@@ -44,10 +44,15 @@ pub(crate) fn exhausted(error: &SdkError, attempts: u32, what: &str) -> ZerobusE
 /// Whether the server refused the records themselves (`INVALID_ARGUMENT` on an open
 /// stream, or a schema-validation error): sending them again cannot succeed, but other
 /// records of the same request may be fine.
+///
+/// Only meaningful for the error of a stream that failed (a wait or flush on a closed
+/// stream): the SDK reports a stream ended with `INVALID_ARGUMENT` as
+/// [`SdkError::InvalidArgument`] carrying the server's message (its supervisor maps it),
+/// the same variant it uses for arguments it refuses itself before sending.
 pub(crate) fn is_rejection(error: &SdkError) -> bool {
     match error {
         SdkError::StreamClosedError(status) => status.code() == Code::InvalidArgument,
-        SdkError::InvalidSchema { .. } => true,
+        SdkError::InvalidArgument(_) | SdkError::InvalidSchema { .. } => true,
         _ => false,
     }
 }
@@ -88,11 +93,15 @@ mod tests {
         assert!(is_rejection(&SdkError::StreamClosedError(
             Status::invalid_argument("bad record")
         )));
+        // What the SDK's supervisor makes of that status before reporting it.
+        assert!(is_rejection(&SdkError::InvalidArgument(
+            "bad record".into()
+        )));
         assert!(!is_rejection(&SdkError::StreamClosedError(
             Status::unavailable("x")
         )));
-        assert!(!is_rejection(&SdkError::InvalidArgument(
-            "payload too large".into()
+        assert!(!is_rejection(&SdkError::StreamClosedError(
+            Status::deadline_exceeded("Server ack timeout")
         )));
         let row = rejected(
             4,

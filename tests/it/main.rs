@@ -3,9 +3,12 @@
 mod dynamic;
 mod local_auth;
 mod local_delta;
+mod local_faults;
 mod local_flight;
 mod local_server;
 mod roundtrip;
 #[cfg(feature = "local")]
 mod transport;
+#[cfg(feature = "local")]
+mod transport_bisect;
 mod writer_disabled;

@@ -1,0 +1,290 @@
+//! End to end over gRPC on loopback: `ZerobusWrapper::send_batch` (encode, chunk, send,
+//! wait for the durable ack) against the ceiling — the official SDK driven directly with
+//! records encoded beforehand — on the protobuf path, against the local server with
+//! `Landing::None` (acks as soon as a request is decoded, nothing stored).
+//!
+//! Run with `cargo bench --features local --bench e2e`. Besides criterion's estimates (the
+//! 1 MB batch, both contenders, throughput in bytes), the bench's own loop prints rows/s,
+//! MB/s and the wrapper/ceiling ratio per batch size, and p50/p95/p99 latency of
+//! `send_batch` to the durable ack (criterion gives no percentiles).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
+use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::schema::TableSchema;
+use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use databricks_zerobus_ingest_sdk::{StreamConfigurationOptions, ZerobusSdk, ZerobusStream};
+use tokio::runtime::Runtime;
+
+const TABLE: &str = "bench.e2e.events";
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
+
+/// `rows` deterministic rows (names of 10–40 characters, every 10th value null).
+fn batch(rows: usize) -> RecordBatch {
+    let ids: Vec<i64> = (0..rows as i64).collect();
+    let some = |i: &i64| i % 10 != 3;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(StringArray::from_iter(ids.iter().map(|i| {
+            some(i).then(|| format!("{:0>width$}", i, width = 10 + (*i % 31) as usize))
+        }))),
+        Arc::new(Float64Array::from_iter(
+            ids.iter().map(|i| some(i).then_some(*i as f64 * 0.25)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                ids.iter()
+                    .map(|i| some(i).then_some(1_700_000_000_000_000 + i)),
+            )
+            .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns).expect("batch")
+}
+
+/// One batch size under test, with its records encoded beforehand for the ceiling.
+struct Case {
+    name: &'static str,
+    batch: RecordBatch,
+    /// The encoded records, cut into ingest calls under the SDK's payload limit.
+    chunks: Vec<Vec<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl Case {
+    fn new(name: &'static str, rows: usize, schema: &Arc<TableSchema>) -> Self {
+        let batch = batch(rows);
+        let encoded = RowEncoder::new(Arc::clone(schema))
+            .encode(&batch)
+            .expect("encode");
+        assert_eq!(encoded.successful_count(), rows);
+        // Record bytes plus framing (tag + length varint), as the wrapper counts them.
+        let limit = StreamConfigurationOptions::default().max_ingest_payload_bytes;
+        let mut chunks = vec![Vec::new()];
+        let mut used = 0;
+        for (_, record) in encoded.records() {
+            let framed = record.len() + 6;
+            if used + framed > limit {
+                chunks.push(Vec::new());
+                used = 0;
+            }
+            used += framed;
+            chunks.last_mut().expect("a chunk").push(record.to_vec());
+        }
+        Self {
+            name,
+            batch,
+            chunks,
+            bytes: encoded.encoded_len(),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+}
+
+/// The local server, a wrapper and a plain SDK stream pointed at it.
+struct Bench {
+    _server: LocalZerobus,
+    wrapper: ZerobusWrapper,
+    _sdk: ZerobusSdk,
+    stream: ZerobusStream,
+    schema: Arc<TableSchema>,
+}
+
+impl Bench {
+    async fn start() -> Self {
+        let server = LocalZerobus::builder()
+            .landing(Landing::None)
+            .table(TABLE, schema())
+            .start()
+            .await
+            .expect("local server");
+        let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(server.endpoint(), TABLE))
+            .await
+            .expect("wrapper");
+        let schema = Arc::new(TableSchema::try_new(schema(), TABLE).expect("table schema"));
+        let sdk = ZerobusSdk::builder()
+            .endpoint(server.endpoint())
+            .no_tls()
+            .connector_factory(Arc::new(|_: &str| None))
+            .build()
+            .expect("sdk");
+        let stream = sdk
+            .stream_builder()
+            .table(TABLE)
+            .no_auth()
+            .compiled_proto(schema.descriptor().clone())
+            .build()
+            .await
+            .expect("stream");
+        Self {
+            _server: server,
+            wrapper,
+            _sdk: sdk,
+            stream,
+            schema,
+        }
+    }
+
+    /// `send_batch` to the durable ack.
+    async fn wrapper_send(&self, batch: &RecordBatch) {
+        let result = self.wrapper.send_batch(batch.clone()).await.expect("send");
+        assert!(result.success, "failed rows: {}", result.failed_count);
+    }
+
+    /// The ceiling: the records already encoded and copied, ingested and acknowledged.
+    async fn sdk_send(&self, chunks: Vec<Vec<Vec<u8>>>) {
+        let mut last = None;
+        for chunk in chunks {
+            last = self
+                .stream
+                .ingest_records_offset(chunk)
+                .await
+                .expect("ingest");
+        }
+        let last = last.expect("an offset");
+        self.stream.wait_for_offset(last).await.expect("ack");
+    }
+}
+
+/// Sorted durations → the `p`th percentile (nearest rank).
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The bench's own loop: throughput of both contenders and the wrapper's latency
+/// percentiles per batch size, printed as one table.
+fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
+    println!(
+        "\n{:<10} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
+        "batch",
+        "rows",
+        "MB",
+        "n",
+        "wrapper r/s",
+        "MB/s",
+        "ceiling r/s",
+        "MB/s",
+        "ratio",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms"
+    );
+    for case in cases {
+        // About 2 s per contender in a real run, at least 20 samples; 3 in test mode.
+        let n = if quick {
+            3
+        } else {
+            (200_000_000 / case.bytes.max(1)).clamp(20, 400)
+        };
+        let mut latencies = Vec::with_capacity(n);
+        let mut wrapper_total = Duration::ZERO;
+        let mut ceiling_total = Duration::ZERO;
+        for _ in 0..n {
+            let started = Instant::now();
+            runtime.block_on(bench.wrapper_send(&case.batch));
+            let took = started.elapsed();
+            latencies.push(took);
+            wrapper_total += took;
+
+            let chunks = case.chunks.clone();
+            let started = Instant::now();
+            runtime.block_on(bench.sdk_send(chunks));
+            ceiling_total += started.elapsed();
+        }
+        latencies.sort_unstable();
+        let per_s = |total: Duration, units: usize| (units * n) as f64 / total.as_secs_f64();
+        let wrapper_rows = per_s(wrapper_total, case.rows());
+        let ceiling_rows = per_s(ceiling_total, case.rows());
+        println!(
+            "{:<10} {:>8} {:>9.2} {:>5} | {:>11.0} {:>8.1} | {:>11.0} {:>8.1} | {:>5.2} | {:>8.2} {:>8.2} {:>8.2}",
+            case.name,
+            case.rows(),
+            case.bytes as f64 / 1e6,
+            n,
+            wrapper_rows,
+            per_s(wrapper_total, case.bytes) / 1e6,
+            ceiling_rows,
+            per_s(ceiling_total, case.bytes) / 1e6,
+            wrapper_rows / ceiling_rows,
+            ms(percentile(&latencies, 50.0)),
+            ms(percentile(&latencies, 95.0)),
+            ms(percentile(&latencies, 99.0)),
+        );
+    }
+    println!();
+}
+
+fn e2e(c: &mut Criterion) {
+    // `cargo bench` passes `--bench`; `cargo test --bench e2e` does not (one quick pass).
+    let quick = !std::env::args().any(|arg| arg == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bench = runtime.block_on(Bench::start());
+    let per_row = Case::new("probe", 1_000, &bench.schema).bytes / 1_000;
+    let cases = [
+        Case::new("1k rows", 1_000, &bench.schema),
+        Case::new("1 MB", 1_000_000 / per_row, &bench.schema),
+        Case::new("10 MB", 10_000_000 / per_row, &bench.schema),
+    ];
+    report(&runtime, &bench, &cases, quick);
+
+    let case = &cases[1];
+    let mut group = c.benchmark_group("e2e_1MB");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(case.bytes as u64));
+    group.bench_function("wrapper_send_batch", |b| {
+        b.iter(|| runtime.block_on(bench.wrapper_send(black_box(&case.batch))))
+    });
+    group.bench_function("sdk_pre_encoded", |b| {
+        b.iter_batched(
+            || case.chunks.clone(),
+            |chunks| runtime.block_on(bench.sdk_send(chunks)),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    runtime
+        .block_on(bench.wrapper.shutdown())
+        .expect("shutdown");
+}
+
+criterion_group!(benches, e2e);
+criterion_main!(benches);
