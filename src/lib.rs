@@ -46,7 +46,9 @@ pub mod local;
 pub mod result;
 mod rows;
 pub mod schema;
+pub mod telemetry;
 mod transport;
+pub mod uc;
 mod wrapper;
 
 pub use config::{OtlpConfig, TransportKind, WrapperConfiguration};

@@ -21,7 +21,9 @@ use crate::encode::{EncodedBatch, RowEncoder};
 use crate::error::ZerobusError;
 use crate::result::TransmissionResult;
 use crate::schema::{SchemaCache, TableSchema};
-use crate::transport::{transport_for, BoxFuture, Transport};
+use crate::telemetry::{BatchTrace, Telemetry};
+use crate::transport::{transport_for, BoxFuture, Delivery, Transport};
+use crate::uc::{CheckedRows, SchemaCheck};
 
 /// Sends Arrow [`RecordBatch`]es to a Zerobus table.
 ///
@@ -73,7 +75,16 @@ struct Inner {
     schemas: SchemaCache,
     debug: Option<DebugWriter>,
     transport: Box<dyn Transport>,
+    telemetry: Telemetry,
+    schema_check: Option<SchemaCheck>,
     shut_down: AtomicBool,
+}
+
+/// A batch queued on the transport, waiting for its acknowledgements.
+struct Queued {
+    delivery: Delivery,
+    encoded: Arc<EncodedBatch>,
+    checked: CheckedRows,
 }
 
 impl fmt::Debug for ZerobusWrapper {
@@ -109,6 +120,8 @@ impl ZerobusWrapper {
         Ok(Self {
             inner: Arc::new(Inner {
                 schemas: SchemaCache::new(config.table_name.clone()),
+                telemetry: Telemetry::from_config(&config),
+                schema_check: SchemaCheck::from_config(&config),
                 config,
                 debug,
                 transport,
@@ -150,25 +163,27 @@ impl ZerobusWrapper {
     /// As [`send_batch`](Self::send_batch).
     pub async fn submit_batch(&self, batch: RecordBatch) -> Result<PendingBatch, ZerobusError> {
         let started = Instant::now();
-        self.ensure_open()?;
-        let inner = &self.inner;
-        let schema = inner.schemas.get(batch.schema_ref())?;
-        let encoded = Arc::new(
-            RowEncoder::new(schema.clone())
-                .with_max_record_size(inner.config.max_record_size_bytes)
-                .encode(&batch)?,
-        );
-        self.write_debug(&schema, &batch, &encoded)?;
-
-        let delivery = inner.transport.submit(&schema, &encoded).await?;
         let total_rows = batch.num_rows();
-        let table = inner.config.table_name.clone();
+        let trace = self.inner.telemetry.start_batch(total_rows);
+        let queued = match self.queue(batch, &trace).await {
+            Ok(queued) => queued,
+            Err(error) => {
+                trace.fail(&error);
+                return Err(error);
+            }
+        };
+        let ack = trace.phase("ack");
+        let telemetry = self.inner.telemetry.clone();
+        let table = self.inner.config.table_name.clone();
         Ok(PendingBatch {
             result: Box::pin(async move {
-                let report = delivery.await;
+                let report = queued.delivery.await;
+                ack.end();
+                let encoded = queued.encoded;
                 let mut failed_rows = encoded.row_errors();
                 failed_rows.extend(report.failed_rows);
                 let sent_bytes = encoded_bytes_of_successful_rows(&encoded, &failed_rows);
+                let failed_rows = queued.checked.restore(failed_rows);
                 let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let result = TransmissionResult::from_row_outcomes(
                     total_rows,
@@ -177,6 +192,8 @@ impl ZerobusWrapper {
                     Some(latency_ms),
                     sent_bytes,
                 );
+                telemetry.batch_done(&result, started.elapsed());
+                trace.finish(&result);
                 tracing::debug!(
                     table = %table,
                     rows = result.total_rows,
@@ -187,6 +204,36 @@ impl ZerobusWrapper {
                 );
                 result
             }),
+        })
+    }
+
+    /// Checks (optionally), encodes, writes the debug output and queues `batch`.
+    async fn queue(&self, batch: RecordBatch, trace: &BatchTrace) -> Result<Queued, ZerobusError> {
+        self.ensure_open()?;
+        let inner = &self.inner;
+        let (batch, checked) = match &inner.schema_check {
+            Some(check) => check.apply(batch).await?,
+            None => (batch, CheckedRows::default()),
+        };
+        let schema = inner.schemas.get(batch.schema_ref())?;
+        let encode = trace.phase("encode");
+        let encode_started = Instant::now();
+        let encoded = Arc::new(
+            RowEncoder::new(schema.clone())
+                .with_max_record_size(inner.config.max_record_size_bytes)
+                .encode(&batch)?,
+        );
+        inner.telemetry.encoded(encode_started.elapsed());
+        encode.end();
+        self.write_debug(&schema, &batch, &encoded)?;
+
+        let transmit = trace.phase("transmit");
+        let delivery = inner.transport.submit(&schema, &encoded).await?;
+        transmit.end();
+        Ok(Queued {
+            delivery,
+            encoded,
+            checked,
         })
     }
 

@@ -25,6 +25,7 @@
 //! client_secret: ...             # optional (prefer the environment)
 //! writer_disabled: false
 //! transport: protobuf            # or arrow_flight
+//! schema_check: false            # check batches against the Unity Catalog table first
 //! max_record_size_bytes: 10420224
 //! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
 //! observability: { enabled: false, endpoint: null, service_name: null }
@@ -43,7 +44,7 @@
 //!
 //! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
 //! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
-//! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`),
+//! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`), `ZEROBUS_SCHEMA_CHECK`,
 //! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
 //! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
 //! `DEBUG_ROTATION_INTERVAL_SECS`.
@@ -203,6 +204,9 @@ pub struct WrapperConfiguration {
     pub max_record_size_bytes: usize,
     /// How records travel (default [`TransportKind::Protobuf`]).
     pub transport: TransportKind,
+    /// Check every batch against the table's columns in Unity Catalog before sending
+    /// (default `false`; needs `unity_catalog_url`; see [`crate::uc`]).
+    pub schema_check: bool,
 }
 
 impl WrapperConfiguration {
@@ -230,6 +234,7 @@ impl WrapperConfiguration {
             zerobus_writer_disabled: false,
             max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
             transport: TransportKind::default(),
+            schema_check: false,
         }
     }
 
@@ -338,6 +343,12 @@ impl WrapperConfiguration {
         self
     }
 
+    /// Turns the Unity Catalog schema check on or off (see [`crate::uc`]).
+    pub fn with_schema_check(mut self, enabled: bool) -> Self {
+        self.schema_check = enabled;
+        self
+    }
+
     /// Whether Arrow IPC debug files are written.
     ///
     /// If `debug_arrow_enabled` or `debug_protobuf_enabled` is set explicitly, this is
@@ -379,6 +390,11 @@ impl WrapperConfiguration {
         validate_table_name(&self.table_name)?;
         if let Some(url) = &self.unity_catalog_url {
             validate_http_url("unity_catalog_url", url)?;
+        }
+        if self.schema_check && !self.zerobus_writer_disabled && self.unity_catalog_url.is_none() {
+            return Err(config_error(
+                "schema_check: needs unity_catalog_url (the table's columns are read from Unity Catalog)",
+            ));
         }
         if self.retry_max_attempts == 0 {
             return Err(config_error(

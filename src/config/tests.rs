@@ -718,3 +718,21 @@ fn transport_from_builder_yaml_and_env() {
         );
     }
 }
+
+#[test]
+fn schema_check_from_builder_yaml_and_env() {
+    assert!(!valid().schema_check, "off by default");
+    assert!(valid().with_schema_check(true).schema_check);
+
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\nschema_check: true\n";
+    let from_yaml = WrapperConfiguration::from_yaml_str(yaml).expect("yaml");
+    assert!(from_yaml.schema_check);
+    let from_env = apply_env(from_yaml, &[("ZEROBUS_SCHEMA_CHECK", "no")]).expect("env");
+    assert!(!from_env.schema_check);
+
+    let mut no_catalog = valid().with_schema_check(true);
+    no_catalog.unity_catalog_url = None;
+    no_catalog.zerobus_endpoint = "http://127.0.0.1:5000".into();
+    let message = config_message(no_catalog.validate());
+    assert!(message.starts_with("schema_check:"), "{message}");
+}

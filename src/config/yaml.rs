@@ -83,6 +83,8 @@ struct RawConfig {
     #[serde(default)]
     transport: Option<TransportKind>,
     #[serde(default)]
+    schema_check: Option<bool>,
+    #[serde(default)]
     retry: Option<RawRetry>,
     #[serde(default)]
     observability: Option<RawObservability>,
@@ -133,6 +135,7 @@ impl RawConfig {
             .max_record_size_bytes
             .unwrap_or(c.max_record_size_bytes);
         c.transport = self.transport.unwrap_or(c.transport);
+        c.schema_check = self.schema_check.unwrap_or(c.schema_check);
         let retry = self.retry.unwrap_or_default();
         c.retry_max_attempts = retry.max_attempts.unwrap_or(c.retry_max_attempts);
         c.retry_base_delay_ms = retry.base_delay_ms.unwrap_or(c.retry_base_delay_ms);

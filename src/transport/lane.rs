@@ -28,6 +28,7 @@ use tokio::sync::{OnceCell, RwLock};
 use super::retry::RetryPolicy;
 use super::sdk_error::{exhausted, from_sdk, is_rejection};
 use crate::error::ZerobusError;
+use crate::telemetry::Telemetry;
 
 /// What every stream of the transport is opened with.
 pub(crate) struct StreamSettings {
@@ -35,6 +36,7 @@ pub(crate) struct StreamSettings {
     pub(crate) credentials: Option<(String, SecretString)>,
     pub(crate) retry: RetryPolicy,
     pub(crate) payload_limit: usize,
+    pub(crate) telemetry: Telemetry,
 }
 
 impl std::fmt::Debug for StreamSettings {
@@ -200,6 +202,7 @@ impl Lane {
                 "opening a Zerobus stream",
             )
             .await;
+        self.settings.telemetry.retries(u64::from(attempts - 1));
         result.map_err(|error| exhausted(&error, attempts, "opening a Zerobus stream"))
     }
 
@@ -221,7 +224,9 @@ impl Lane {
         match self.open_with_retry().await {
             Ok(stream) => {
                 let generation = Arc::new(Generation::new(stream));
-                slot.generation = Some(generation.clone());
+                if slot.generation.replace(generation.clone()).is_some() {
+                    self.settings.telemetry.reconnect();
+                }
                 slot.last_failure = None;
                 Ok(generation)
             }
@@ -276,6 +281,9 @@ impl Lane {
         match generation.stream.ingest_records_offset(records).await {
             Ok(Some(offset)) => {
                 generation.record_offset(offset, attempt);
+                if attempt > 1 {
+                    self.settings.telemetry.retries(1);
+                }
                 Ok((generation.clone(), offset))
             }
             Ok(None) => Err(IngestFailure::Failed(ZerobusError::TransmissionError(

@@ -96,6 +96,7 @@ impl SdkTransport {
             credentials,
             retry: RetryPolicy::from_config(config),
             payload_limit: StreamConfigurationOptions::default().max_ingest_payload_bytes,
+            telemetry: crate::telemetry::Telemetry::from_config(config),
         };
         Ok(Self {
             sdk: Arc::new(sdk),

@@ -8,7 +8,11 @@ mod local_flight;
 mod local_server;
 mod roundtrip;
 #[cfg(feature = "local")]
+mod telemetry;
+#[cfg(feature = "local")]
 mod transport;
 #[cfg(feature = "local")]
 mod transport_bisect;
+#[cfg(feature = "local")]
+mod uc_check;
 mod writer_disabled;
