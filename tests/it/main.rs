@@ -8,4 +8,6 @@ mod local_server;
 mod roundtrip;
 #[cfg(feature = "local")]
 mod transport;
+#[cfg(feature = "local")]
+mod transport_flight;
 mod writer_disabled;
