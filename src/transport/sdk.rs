@@ -93,13 +93,16 @@ impl WireFormat for Protobuf {
     }
 }
 
+/// A lane and a schema that produced it.
+type KnownLane<F> = (Arc<TableSchema>, Arc<Lane<<F as WireFormat>::Stream>>);
+
 /// A transport over the official SDK's streams of format `F`.
 pub(crate) struct SdkTransport<F: WireFormat> {
     sdk: Arc<ZerobusSdk>,
     settings: Arc<StreamSettings>,
     /// One lane per distinct schema (by pointer, then descriptor), with a schema that
     /// produced it.
-    lanes: Mutex<Vec<(Arc<TableSchema>, Arc<Lane<F::Stream>>)>>,
+    lanes: Mutex<Vec<KnownLane<F>>>,
     tracker: Arc<Tracker>,
     format: PhantomData<F>,
 }
