@@ -228,7 +228,7 @@ impl ZerobusWrapper {
         self.write_debug(&schema, &batch, &encoded)?;
 
         let transmit = trace.phase("transmit");
-        let delivery = inner.transport.submit(&schema, &encoded).await?;
+        let delivery = inner.transport.submit(&schema, &batch, &encoded).await?;
         transmit.end();
         Ok(Queued {
             delivery,
@@ -371,17 +371,6 @@ mod tests {
     fn wrapper_is_send_sync_and_clone() {
         fn assert_traits<T: Send + Sync + Clone + 'static>() {}
         assert_traits::<ZerobusWrapper>();
-    }
-
-    #[tokio::test]
-    async fn arrow_flight_is_not_available_yet() {
-        let config = WrapperConfiguration::new("http://127.0.0.1:1", "t")
-            .with_transport(crate::config::TransportKind::ArrowFlight);
-        let err = ZerobusWrapper::new(config).await.unwrap_err();
-        assert!(
-            err.to_string().contains("arrow_flight is not implemented"),
-            "{err}"
-        );
     }
 
     #[tokio::test]

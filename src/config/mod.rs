@@ -105,8 +105,10 @@ pub enum TransportKind {
     /// comes from the Arrow schema, the rows from the columnar encoder.
     #[default]
     Protobuf,
-    /// Arrow batches through the SDK's Arrow Flight stream (not implemented yet:
-    /// [`ZerobusWrapper::new`](crate::ZerobusWrapper::new) rejects it).
+    /// Arrow batches through the SDK's Arrow Flight stream (`build_arrow` /
+    /// `ingest_batch`), normalized to the Arrow schema the SDK derives for the table, with
+    /// the same per-row validation and results as the protobuf path. One difference: a
+    /// null ARRAY or MAP lands as null here, as an empty one over protobuf.
     ArrowFlight,
 }
 

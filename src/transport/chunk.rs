@@ -16,13 +16,12 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    /// The records of the chunk as the owned byte vectors the SDK takes.
+    /// The records of input rows `rows` as the owned byte vectors the SDK takes.
     ///
     /// The SDK's ingest API only accepts owned records (`Vec<u8>` per record, no borrowed
     /// slices or shared buffers), so this is the one copy of the row bytes the wrapper makes.
-    pub(crate) fn records(&self, encoded: &EncodedBatch) -> Vec<Vec<u8>> {
-        self.rows
-            .iter()
+    pub(crate) fn records_of(rows: &[usize], encoded: &EncodedBatch) -> Vec<Vec<u8>> {
+        rows.iter()
             .filter_map(|row| encoded.record(*row))
             .map(<[u8]>::to_vec)
             .collect()
@@ -131,7 +130,10 @@ mod tests {
                 .map(|r| framed_len(encoded.record(*r).unwrap().len()))
                 .sum();
             assert!(framed <= limit, "{framed} > {limit}");
-            assert_eq!(chunk.records(&encoded).len(), chunk.rows.len());
+            assert_eq!(
+                Chunk::records_of(&chunk.rows, &encoded).len(),
+                chunk.rows.len()
+            );
         }
         assert!(chunks.len() > 5, "{} chunks", chunks.len());
     }

@@ -1,9 +1,12 @@
 //! One table schema's stream of the official SDK: creation with retry, ingest, and the
 //! recovery that takes back a dead stream's unacknowledged records.
 //!
+//! The lane works the same for both kinds of SDK stream ([`LaneStream`]): the
+//! dynamic-protobuf [`ZerobusStream`] and the Arrow Flight [`ZerobusArrowStream`].
+//!
 //! # Generations
 //!
-//! A [`Lane`] owns at most one open [`ZerobusStream`] at a time, wrapped in a
+//! A [`Lane`] owns at most one open stream at a time, wrapped in a
 //! [`Generation`]. Every sender ingests into the current generation (the SDK pipelines:
 //! an ingest call only queues the records and returns their logical offset) and then waits
 //! for that offset's acknowledgement on its own, so no call waits for another's batch.
@@ -17,10 +20,13 @@
 //! up where its offset went ([`Placement`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use arrow::array::RecordBatch;
 use databricks_zerobus_ingest_sdk::{
-    MessageDescriptor, OffsetId, PreparedInput, ZerobusError as SdkError, ZerobusSdk, ZerobusStream,
+    ArrowSchema, EncodedBatch as SdkBatch, MessageDescriptor, OffsetId, StreamBuilder,
+    ZerobusArrowStream, ZerobusError as SdkError, ZerobusSdk, ZerobusStream,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, RwLock};
@@ -29,6 +35,115 @@ use super::retry::RetryPolicy;
 use super::sdk_error::{exhausted, from_sdk, is_rejection};
 use crate::error::ZerobusError;
 use crate::telemetry::Telemetry;
+
+/// What the lane needs of an SDK stream.
+pub(crate) trait LaneStream: Sized + Send + Sync + 'static {
+    /// What the stream is opened with (a message descriptor, an Arrow schema).
+    type Format: Send + Sync + 'static;
+    /// What one ingest call sends (one logical offset).
+    type Payload: Send + 'static;
+
+    /// Finishes `builder` (table, auth and recovery already set) for `format` and opens it.
+    fn open(
+        builder: StreamBuilder<'_>,
+        format: &Self::Format,
+    ) -> impl Future<Output = Result<Self, SdkError>> + Send;
+
+    /// Queues `payload`; its logical offset, `None` if it held nothing.
+    fn ingest(
+        &self,
+        payload: Self::Payload,
+    ) -> impl Future<Output = Result<Option<OffsetId>, SdkError>> + Send;
+
+    /// Waits until `offset` is acknowledged.
+    fn wait_for_offset(
+        &self,
+        offset: OffsetId,
+    ) -> impl Future<Output = Result<(), SdkError>> + Send;
+
+    /// Whether the stream ended (for good: the SDK's own recovery gave up or it was closed).
+    fn is_closed(&self) -> bool;
+
+    /// The payloads of a closed stream that were not acknowledged, one per logical offset,
+    /// in offset order (a suffix of the offsets handed out).
+    fn unacked(&self) -> impl Future<Output = Result<Vec<Self::Payload>, SdkError>> + Send;
+
+    /// Flushes and closes.
+    fn close(&mut self) -> impl Future<Output = Result<(), SdkError>> + Send;
+}
+
+/// A protobuf ingest call: the wrapper's encoded records, or a dead stream's request.
+pub(crate) enum ProtoPayload {
+    /// Records from the encoder.
+    Fresh(Vec<Vec<u8>>),
+    /// A request taken back from a dead stream (re-sent without copying).
+    Unacked(SdkBatch),
+}
+
+impl LaneStream for ZerobusStream {
+    type Format = MessageDescriptor;
+    type Payload = ProtoPayload;
+
+    async fn open(
+        builder: StreamBuilder<'_>,
+        format: &MessageDescriptor,
+    ) -> Result<Self, SdkError> {
+        builder.dynamic_proto(format.clone()).build().await
+    }
+
+    async fn ingest(&self, payload: ProtoPayload) -> Result<Option<OffsetId>, SdkError> {
+        match payload {
+            ProtoPayload::Fresh(records) => self.ingest_records_offset(records).await,
+            ProtoPayload::Unacked(batch) => self.ingest_records_offset(batch).await,
+        }
+    }
+
+    async fn wait_for_offset(&self, offset: OffsetId) -> Result<(), SdkError> {
+        ZerobusStream::wait_for_offset(self, offset).await
+    }
+
+    fn is_closed(&self) -> bool {
+        ZerobusStream::is_closed(self)
+    }
+
+    async fn unacked(&self) -> Result<Vec<ProtoPayload>, SdkError> {
+        let batches = self.get_unacked_batches().await?;
+        Ok(batches.into_iter().map(ProtoPayload::Unacked).collect())
+    }
+
+    async fn close(&mut self) -> Result<(), SdkError> {
+        ZerobusStream::close(self).await
+    }
+}
+
+impl LaneStream for ZerobusArrowStream {
+    type Format = Arc<ArrowSchema>;
+    type Payload = RecordBatch;
+
+    async fn open(builder: StreamBuilder<'_>, format: &Arc<ArrowSchema>) -> Result<Self, SdkError> {
+        builder.arrow(format.clone()).build_arrow().await
+    }
+
+    async fn ingest(&self, payload: RecordBatch) -> Result<Option<OffsetId>, SdkError> {
+        self.ingest_batch(payload).await.map(Some)
+    }
+
+    async fn wait_for_offset(&self, offset: OffsetId) -> Result<(), SdkError> {
+        ZerobusArrowStream::wait_for_offset(self, offset).await
+    }
+
+    fn is_closed(&self) -> bool {
+        ZerobusArrowStream::is_closed(self)
+    }
+
+    async fn unacked(&self) -> Result<Vec<RecordBatch>, SdkError> {
+        self.get_unacked_batches().await
+    }
+
+    async fn close(&mut self) -> Result<(), SdkError> {
+        ZerobusArrowStream::close(self).await
+    }
+}
 
 /// What every stream of the transport is opened with.
 pub(crate) struct StreamSettings {
@@ -52,8 +167,8 @@ impl std::fmt::Debug for StreamSettings {
 }
 
 /// One open SDK stream and what the lane knows about it.
-pub(crate) struct Generation {
-    pub(crate) stream: ZerobusStream,
+pub(crate) struct Generation<S> {
+    pub(crate) stream: S,
     /// Ingest calls hold it shared; the recovery takes it exclusively, so that every
     /// offset the stream handed out is known before the unacked records are matched.
     gate: RwLock<()>,
@@ -61,11 +176,11 @@ pub(crate) struct Generation {
     last_offset: Mutex<Option<OffsetId>>,
     /// Offsets of records that are already resends, with their attempt count so far.
     resends: Mutex<HashMap<OffsetId, u32>>,
-    recovery: OnceCell<Recovery>,
+    recovery: OnceCell<Recovery<S>>,
 }
 
-impl Generation {
-    fn new(stream: ZerobusStream) -> Self {
+impl<S> Generation<S> {
+    fn new(stream: S) -> Self {
         Self {
             stream,
             gate: RwLock::new(()),
@@ -89,10 +204,10 @@ impl Generation {
 }
 
 /// Where the records of a dead stream's logical offset went.
-pub(crate) enum Placement {
+pub(crate) enum Placement<S> {
     /// Re-ingested on a newer generation at this offset (`attempt` counts this send).
     Moved {
-        generation: Arc<Generation>,
+        generation: Arc<Generation<S>>,
         offset: OffsetId,
         attempt: u32,
     },
@@ -106,15 +221,15 @@ pub(crate) enum Placement {
 }
 
 /// The outcome of a dead generation's recovery.
-pub(crate) struct Recovery {
+pub(crate) struct Recovery<S> {
     /// Offsets below this were acknowledged before the stream died.
     first_unacked: OffsetId,
-    placements: Vec<Placement>,
+    placements: Vec<Placement<S>>,
     /// Used when the stream could not be inspected (every offset gets it).
     all: Option<ZerobusError>,
 }
 
-impl Recovery {
+impl<S> Recovery<S> {
     fn failed(error: ZerobusError) -> Self {
         Self {
             first_unacked: 0,
@@ -124,7 +239,10 @@ impl Recovery {
     }
 
     /// Where `offset` went; `None` if it was acknowledged.
-    pub(crate) fn placement(&self, offset: OffsetId) -> Result<Option<&Placement>, &ZerobusError> {
+    pub(crate) fn placement(
+        &self,
+        offset: OffsetId,
+    ) -> Result<Option<&Placement<S>>, &ZerobusError> {
         if let Some(error) = &self.all {
             return Err(error);
         }
@@ -137,32 +255,41 @@ impl Recovery {
 }
 
 /// The streams of one table schema.
-pub(crate) struct Lane {
+pub(crate) struct Lane<S: LaneStream> {
     sdk: Arc<ZerobusSdk>,
     settings: Arc<StreamSettings>,
-    descriptor: MessageDescriptor,
-    current: tokio::sync::Mutex<Slot>,
+    format: S::Format,
+    current: tokio::sync::Mutex<Slot<S>>,
 }
 
-#[derive(Default)]
-struct Slot {
-    generation: Option<Arc<Generation>>,
+struct Slot<S> {
+    generation: Option<Arc<Generation<S>>>,
     /// Bumped on every creation attempt series; callers that queued behind a failed
     /// series get its error instead of starting another one.
     epoch: u64,
     last_failure: Option<ZerobusError>,
 }
 
-impl Lane {
+impl<S> Default for Slot<S> {
+    fn default() -> Self {
+        Self {
+            generation: None,
+            epoch: 0,
+            last_failure: None,
+        }
+    }
+}
+
+impl<S: LaneStream> Lane<S> {
     pub(crate) fn new(
         sdk: Arc<ZerobusSdk>,
         settings: Arc<StreamSettings>,
-        descriptor: MessageDescriptor,
+        format: S::Format,
     ) -> Self {
         Self {
             sdk,
             settings,
-            descriptor,
+            format,
             current: tokio::sync::Mutex::new(Slot::default()),
         }
     }
@@ -172,14 +299,13 @@ impl Lane {
     }
 
     /// Opens one stream with the transport's settings (no retry).
-    async fn open_stream(&self) -> Result<ZerobusStream, SdkError> {
+    async fn open_stream(&self) -> Result<S, SdkError> {
         let settings = &self.settings;
         let retry = settings.retry;
         let builder = self
             .sdk
             .stream_builder()
             .table(settings.table.clone())
-            .dynamic_proto(self.descriptor.clone())
             .recovery(true)
             .recovery_retries(retry.attempts - 1)
             .recovery_backoff_ms(u64::try_from(retry.base_delay.as_millis()).unwrap_or(u64::MAX))
@@ -188,11 +314,11 @@ impl Lane {
             Some((id, secret)) => builder.oauth(id.clone(), secret.expose_secret().to_string()),
             None => builder.no_auth(),
         };
-        builder.build().await
+        S::open(builder, &self.format).await
     }
 
     /// Opens a stream, retrying retryable failures with the wrapper's backoff.
-    pub(crate) async fn open_with_retry(&self) -> Result<ZerobusStream, ZerobusError> {
+    pub(crate) async fn open_with_retry(&self) -> Result<S, ZerobusError> {
         let (result, attempts) = self
             .settings
             .retry
@@ -207,7 +333,7 @@ impl Lane {
     }
 
     /// The open generation, creating one (with retry) if there is none or it died.
-    async fn current(&self) -> Result<Arc<Generation>, ZerobusError> {
+    async fn current(&self) -> Result<Arc<Generation<S>>, ZerobusError> {
         let seen_epoch = self.current.lock().await.epoch;
         let mut slot = self.current.lock().await;
         if let Some(generation) = &slot.generation {
@@ -243,15 +369,11 @@ impl Lane {
     /// A stream that died between lookup and ingest is replaced, up to the retry policy's
     /// attempts. The SDK consumes the records even when the ingest fails, so `records` is
     /// called again for each try.
-    pub(crate) async fn ingest<I, T>(
+    pub(crate) async fn ingest(
         &self,
-        mut records: impl FnMut() -> I,
+        mut records: impl FnMut() -> S::Payload,
         attempt: u32,
-    ) -> Result<(Arc<Generation>, OffsetId), ZerobusError>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<PreparedInput>,
-    {
+    ) -> Result<(Arc<Generation<S>>, OffsetId), ZerobusError> {
         let mut tries = 0;
         loop {
             tries += 1;
@@ -267,18 +389,14 @@ impl Lane {
     }
 
     /// One ingest call on the current stream.
-    async fn ingest_once<I, T>(
+    async fn ingest_once(
         &self,
-        records: I,
+        records: S::Payload,
         attempt: u32,
-    ) -> Result<(Arc<Generation>, OffsetId), IngestFailure>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<PreparedInput>,
-    {
+    ) -> Result<(Arc<Generation<S>>, OffsetId), IngestFailure> {
         let generation = self.current().await.map_err(IngestFailure::Failed)?;
         let _shared = generation.gate.read().await;
-        match generation.stream.ingest_records_offset(records).await {
+        match generation.stream.ingest(records).await {
             Ok(Some(offset)) => {
                 generation.record_offset(offset, attempt);
                 if attempt > 1 {
@@ -298,16 +416,16 @@ impl Lane {
     /// every waiter.
     pub(crate) async fn recover<'g>(
         &self,
-        generation: &'g Arc<Generation>,
+        generation: &'g Arc<Generation<S>>,
         error: SdkError,
-    ) -> &'g Recovery {
+    ) -> &'g Recovery<S> {
         generation
             .recovery
             .get_or_init(|| self.relocate(generation, error))
             .await
     }
 
-    async fn relocate(&self, generation: &Arc<Generation>, error: SdkError) -> Recovery {
+    async fn relocate(&self, generation: &Arc<Generation<S>>, error: SdkError) -> Recovery<S> {
         let _exclusive = generation.gate.write().await;
         if !generation.stream.is_closed() {
             // The wait timed out on a stream that is still open: nothing can be taken back.
@@ -315,7 +433,7 @@ impl Lane {
                 "no acknowledgement from Zerobus: {error}"
             )));
         }
-        let batches = match generation.stream.get_unacked_batches().await {
+        let batches = match generation.stream.unacked().await {
             Ok(batches) => batches,
             Err(inspect) => {
                 return Recovery::failed(ZerobusError::TransmissionError(format!(
@@ -369,12 +487,31 @@ impl Lane {
     }
 
     /// Closes the current stream (after everything was acknowledged).
+    ///
+    /// The SDK's close can report an error although nothing is lost, e.g. when the server
+    /// had just asked for a stream rotation (the Arrow stream then returns the rotation's
+    /// `Unavailable` trigger even with every batch acknowledged). Such an error is only
+    /// returned when the closed stream still holds unacknowledged records.
     pub(crate) async fn close(&self) -> Result<(), ZerobusError> {
         let generation = self.current.lock().await.generation.take();
-        match generation.map(Arc::try_unwrap) {
-            Some(Ok(mut generation)) => generation.stream.close().await.map_err(|e| from_sdk(&e)),
-            // Still referenced (a caller is mid-send): dropping our handle is all we can do.
-            _ => Ok(()),
+        let Some(Ok(mut generation)) = generation.map(Arc::try_unwrap) else {
+            // None open, or still referenced (a caller is mid-send): dropping our handle
+            // is all we can do.
+            return Ok(());
+        };
+        let Err(error) = generation.stream.close().await else {
+            return Ok(());
+        };
+        match generation.stream.unacked().await {
+            Ok(unacked) if unacked.is_empty() => {
+                tracing::debug!(
+                    table = %self.settings.table,
+                    %error,
+                    "Zerobus stream closed with an error after every record was acknowledged"
+                );
+                Ok(())
+            }
+            _ => Err(from_sdk(&error)),
         }
     }
 }

@@ -3,12 +3,15 @@
 //! [`ZerobusWrapper`](crate::ZerobusWrapper) hands every encoded batch to a [`Transport`].
 //! The writer-disabled mode uses [`DisabledTransport`], which sends nothing; the network
 //! mode uses [`SdkTransport`](sdk::SdkTransport), the official Zerobus SDK's
-//! dynamic-protobuf streams.
+//! dynamic-protobuf streams or (option) its Arrow Flight streams.
 //!
 //! - `chunk`: cutting a batch into ingest calls under the SDK's payload limit.
+//! - `delivery`: per-chunk acknowledgement waits, resends, isolation of refused rows.
+//! - `flight`: the Arrow Flight format (normalized Arrow batches, `ingest_batch`).
 //! - `lane`: one schema's shared stream, its creation, and recovery of a dead stream.
+//! - `normalize`: the user's Arrow types to the Arrow schema the SDK derives for a table.
 //! - `retry`: exponential backoff with full jitter from the wrapper's retry settings.
-//! - `sdk`: the transport, per-chunk acknowledgement waits, isolation of refused rows.
+//! - `sdk`: the transport over either SDK stream, and the protobuf format.
 //! - `sdk_error`: the SDK's errors in the wrapper's terms.
 
 use std::fmt::Debug;
@@ -16,13 +19,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+
 use crate::config::{TransportKind, WrapperConfiguration};
 use crate::encode::EncodedBatch;
 use crate::error::ZerobusError;
 use crate::schema::TableSchema;
 
 mod chunk;
+mod delivery;
+mod flight;
 mod lane;
+mod normalize;
 mod retry;
 mod sdk;
 mod sdk_error;
@@ -44,11 +52,13 @@ pub(crate) struct SendReport {
 
 /// Sends encoded records to a table.
 pub(crate) trait Transport: Send + Sync + Debug {
-    /// Queues the successful rows of `encoded` and returns once they are queued (batches
-    /// keep their submission order); the [`Delivery`] resolves when they are durable.
+    /// Queues the rows of `batch` that encoded (`encoded`) and returns once they are
+    /// queued (batches keep their submission order); the [`Delivery`] resolves when they
+    /// are durable.
     fn submit<'a>(
         &'a self,
         schema: &'a Arc<TableSchema>,
+        batch: &'a RecordBatch,
         encoded: &'a Arc<EncodedBatch>,
     ) -> BoxFuture<'a, Result<Delivery, ZerobusError>>;
 
@@ -67,11 +77,10 @@ pub(crate) fn transport_for(
         return Ok(Box::new(DisabledTransport));
     }
     match config.transport {
-        TransportKind::Protobuf => Ok(Box::new(sdk::SdkTransport::new(config)?)),
-        TransportKind::ArrowFlight => Err(ZerobusError::ConfigurationError(
-            "transport: arrow_flight is not implemented yet; use protobuf (the default)"
-                .to_string(),
-        )),
+        TransportKind::Protobuf => Ok(Box::new(sdk::SdkTransport::<sdk::Protobuf>::new(config)?)),
+        TransportKind::ArrowFlight => Ok(Box::new(sdk::SdkTransport::<flight::ArrowFlight>::new(
+            config,
+        )?)),
     }
 }
 
@@ -83,6 +92,7 @@ impl Transport for DisabledTransport {
     fn submit<'a>(
         &'a self,
         _schema: &'a Arc<TableSchema>,
+        _batch: &'a RecordBatch,
         _encoded: &'a Arc<EncodedBatch>,
     ) -> BoxFuture<'a, Result<Delivery, ZerobusError>> {
         Box::pin(async {

@@ -14,5 +14,7 @@ mod transport;
 #[cfg(feature = "local")]
 mod transport_bisect;
 #[cfg(feature = "local")]
+mod transport_flight;
+#[cfg(feature = "local")]
 mod uc_check;
 mod writer_disabled;
