@@ -20,7 +20,6 @@ use arrow_flight::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -30,13 +29,11 @@ use super::canonical::conform;
 use super::catalog::Table;
 use super::faults::{Faults, RecordFault};
 use super::flight_schema::check_schema;
+use super::respond::{self, respond_in_task};
 use super::Shared;
 
 /// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
 const TABLE_HEADER: &str = "x-databricks-zerobus-table-name";
-
-/// Capacity of the per-call response channel (acks waiting for the client to read them).
-const RESPONSE_BUFFER: usize = 1024;
 
 /// How long a client may take to finish after a close signal.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
@@ -46,7 +43,7 @@ pub(crate) struct Service {
     pub(crate) shared: Arc<Shared>,
 }
 
-type ResponseSender = mpsc::Sender<Result<PutResult, Status>>;
+type ResponseSender = respond::ResponseSender<PutResult>;
 type Unsupported<T> = BoxStream<'static, Result<T, Status>>;
 
 fn unsupported(method: &str) -> Status {
@@ -67,20 +64,16 @@ impl FlightService for Service {
         // once and read the request in a task.
         let metadata = request.metadata().clone();
         let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let result = match open(&shared, &metadata, inbound, &tx).await {
-                Ok(Some(stream)) => stream.run(&tx).await,
-                Ok(None) => Ok(()),
-                Err(status) => Err(status),
-            };
-            if let Err(status) = result {
-                tracing::debug!(%status, "local Zerobus: Flight stream failed");
-                let _ = tx.send(Err(status)).await;
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(respond_in_task(
+            "Flight stream",
+            |tx| async move {
+                match open(&shared, &metadata, inbound, &tx).await? {
+                    Some(stream) => stream.run(&tx).await,
+                    None => Ok(()),
+                }
+            },
+        )))
     }
 
     type HandshakeStream = Unsupported<HandshakeResponse>;

@@ -10,7 +10,6 @@ use databricks_zerobus_ingest_sdk::databricks::zerobus::{
 };
 use prost::Message;
 use prost_types::DescriptorProto;
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -18,10 +17,8 @@ use super::acks::{AckTask, Pending};
 use super::catalog::Table;
 use super::decode::{JsonDecoder, ProtoDecoder};
 use super::faults::{Faults, RecordFault};
+use super::respond::{self, respond_in_task};
 use super::Shared;
-
-/// Capacity of the per-stream response channel (acks waiting for the client to read them).
-const RESPONSE_BUFFER: usize = 1024;
 
 /// How long a client may take to finish after a CloseStreamSignal.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
@@ -31,7 +28,7 @@ pub(crate) struct Service {
     pub(crate) shared: Arc<Shared>,
 }
 
-type ResponseSender = mpsc::Sender<Result<pb::EphemeralStreamResponse, Status>>;
+type ResponseSender = respond::ResponseSender<pb::EphemeralStreamResponse>;
 
 #[tonic::async_trait]
 impl Zerobus for Service {
@@ -45,20 +42,13 @@ impl Zerobus for Service {
         // answer at once and read the requests in a task.
         let metadata = request.metadata().clone();
         let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let result = match open(&shared, &metadata, inbound, &tx).await {
-                Ok(Some(stream)) => stream.run(&tx).await,
-                Ok(None) => Ok(()),
-                Err(status) => Err(status),
-            };
-            if let Err(status) = result {
-                tracing::debug!(%status, "local Zerobus: stream failed");
-                let _ = tx.send(Err(status)).await;
+        Ok(Response::new(respond_in_task("stream", |tx| async move {
+            match open(&shared, &metadata, inbound, &tx).await? {
+                Some(stream) => stream.run(&tx).await,
+                None => Ok(()),
             }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        })))
     }
 
     type PersistentStreamStream = ReceiverStream<Result<pb::PersistentStreamResponse, Status>>;

@@ -77,6 +77,7 @@ mod flight;
 mod flight_schema;
 mod grpc;
 mod http;
+mod respond;
 mod uc;
 
 use std::net::SocketAddr;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use crate::support::{sdk, timestamp_field};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_request, zerobus_client::ZerobusClient,
@@ -32,17 +33,6 @@ async fn oauth_server() -> Result<LocalZerobus, Box<dyn std::error::Error>> {
         .auth(Auth::OAuth)
         .start()
         .await?)
-}
-
-/// The official SDK pointed at `server`'s gRPC and Unity Catalog endpoints: plaintext, no
-/// proxy.
-fn sdk(server: &LocalZerobus) -> Result<ZerobusSdk, SdkError> {
-    ZerobusSdk::builder()
-        .endpoint(server.endpoint())
-        .unity_catalog_url(server.unity_catalog_url())
-        .no_tls()
-        .connector_factory(Arc::new(|_: &str| None))
-        .build()
 }
 
 /// A JSON stream on `table` with the server's own client credentials.
@@ -302,16 +292,8 @@ fn every_type_schema() -> SchemaRef {
         Field::new("text", DataType::Utf8, true),
         Field::new("bytes", DataType::Binary, true),
         Field::new("day", DataType::Date32, true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new(
-            "ts_ntz",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
+        timestamp_field("ts", true),
+        timestamp_field("ts_ntz", false),
         Field::new("amount", DataType::Decimal128(10, 2), true),
         Field::new("tags", DataType::new_list(DataType::Int32, true), true),
         Field::new(
@@ -348,16 +330,8 @@ fn every_type_as_the_sdk_reads_it() -> Schema {
         Field::new("text", DataType::LargeUtf8, true),
         Field::new("bytes", DataType::LargeBinary, true),
         Field::new("day", DataType::Date32, true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new(
-            "ts_ntz",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
+        timestamp_field("ts", true),
+        timestamp_field("ts_ntz", false),
         Field::new("amount", DataType::LargeUtf8, true),
         Field::new("tags", DataType::new_list(DataType::Int32, true), true),
         Field::new(

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{sdk, timestamp_field};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder,
     Int8Array, LargeBinaryArray, LargeStringArray, LargeStringBuilder, ListBuilder, MapBuilder,
     MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus, LocalZerobusBuilder};
 use databricks_zerobus_ingest_sdk::{
     ReconnectReason, SchemaValidationCause, StatsExporter, StreamBuilder, StreamStat,
@@ -33,15 +34,6 @@ async fn server(
     Ok(configure(LocalZerobus::builder().landing(Landing::Memory))
         .start()
         .await?)
-}
-
-/// The official SDK pointed at `server`: plaintext, no proxy.
-fn sdk(server: &LocalZerobus) -> Result<ZerobusSdk, SdkError> {
-    ZerobusSdk::builder()
-        .endpoint(server.endpoint())
-        .no_tls()
-        .connector_factory(Arc::new(|_: &str| None))
-        .build()
 }
 
 /// Counts the client's reconnects by reason.
@@ -146,16 +138,8 @@ fn many_types_schemas() -> (SchemaRef, SchemaRef) {
             Field::new("f64", DataType::Float64, true),
             Field::new("flag", DataType::Boolean, true),
             Field::new("day", DataType::Date32, true),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-            Field::new(
-                "ts_ntz",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                true,
-            ),
+            timestamp_field("ts", true),
+            timestamp_field("ts_ntz", false),
         ]
     };
     let varying = |text: DataType, binary, decimal, list_item: &str, map| {

@@ -10,11 +10,12 @@ mod every_type;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::{sdk, timestamp_field};
 use arrow::array::{
     Array, Int32Builder, Int64Array, ListBuilder, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Counters, Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
@@ -34,15 +35,6 @@ async fn memory_server() -> Result<LocalZerobus, Box<dyn std::error::Error>> {
         .landing(Landing::Memory)
         .start()
         .await?)
-}
-
-/// The official SDK pointed at `server`: plaintext, no proxy.
-fn sdk(server: &LocalZerobus) -> Result<ZerobusSdk, SdkError> {
-    ZerobusSdk::builder()
-        .endpoint(server.endpoint())
-        .no_tls()
-        .connector_factory(Arc::new(|_: &str| None))
-        .build()
 }
 
 /// Asserts `actual` equals `expected`: schema, then column by column, naming the first
@@ -73,11 +65,7 @@ fn batch(rows: usize) -> RecordBatch {
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
         Field::new("tags", DataType::List(Arc::clone(&item)), true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
+        timestamp_field("ts", true),
     ]));
     let ids = Int64Array::from_iter_values((0..rows as i64).map(|i| i * 3 - 1000));
     let names: StringArray = (0..rows)
@@ -442,16 +430,8 @@ async fn send_json(server: &LocalZerobus, table: &str, records: &[&str]) -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_values_in_each_accepted_form() -> TestResult {
     let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new(
-            "ts_ntz",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
+        timestamp_field("ts", true),
+        timestamp_field("ts_ntz", false),
         Field::new("amount", DataType::Decimal128(10, 3), true),
         Field::new("day", DataType::Date32, true),
         Field::new("blob", DataType::Binary, true),

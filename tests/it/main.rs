@@ -7,6 +7,7 @@ mod local_faults;
 mod local_flight;
 mod local_server;
 mod roundtrip;
+mod support;
 #[cfg(feature = "local")]
 mod telemetry;
 #[cfg(feature = "local")]

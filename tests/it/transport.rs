@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::timestamp_field;
 use arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -27,11 +28,7 @@ fn table_schema() -> SchemaRef {
         Field::new("flag", DataType::Boolean, true),
         Field::new("blob", DataType::Binary, true),
         Field::new("day", DataType::Date32, true),
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
+        timestamp_field("at", true),
     ]))
 }
 

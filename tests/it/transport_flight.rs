@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use crate::support::timestamp_field;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray,
     FixedSizeBinaryArray, Int32Array, Int64Array, ListViewArray, MapBuilder, RecordBatch, RunArray,
@@ -44,11 +45,7 @@ fn table_schema() -> SchemaRef {
         Field::new("fixed", DataType::Binary, true),
         Field::new("price", DataType::Decimal128(10, 2), true),
         Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, utc), true),
-        Field::new(
-            "wall",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
+        timestamp_field("wall", false),
         Field::new("day", DataType::Date32, true),
         Field::new("flag", DataType::Boolean, true),
         Field::new_list("tags", Field::new("element", DataType::Utf8, true), true),

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
+use crate::support::timestamp_field;
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, Int8Array, ListArray, MapArray, RecordBatch, StringArray,
     StructArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 fn item(data_type: DataType) -> FieldRef {
     Arc::new(Field::new("element", data_type, true))
@@ -62,16 +63,8 @@ pub(super) fn schema() -> SchemaRef {
         Field::new("name", DataType::Utf8, true),
         Field::new("blob", DataType::Binary, true),
         Field::new("day", DataType::Date32, true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new(
-            "ts_ntz",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
+        timestamp_field("ts", true),
+        timestamp_field("ts_ntz", false),
         Field::new("amount", DataType::Decimal128(18, 3), true),
         Field::new("tags", DataType::List(item(DataType::Int32)), false),
         Field::new("point", DataType::Struct(point_fields()), true),

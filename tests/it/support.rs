@@ -1,0 +1,25 @@
+//! Helpers shared by the integration tests that run against the local server.
+#![cfg(feature = "local")]
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+use databricks_zerobus_ingest_sdk::{ZerobusError as SdkError, ZerobusSdk};
+
+/// The official SDK pointed at `server`'s gRPC and Unity Catalog endpoints: plaintext, no
+/// proxy.
+pub fn sdk(server: &LocalZerobus) -> Result<ZerobusSdk, SdkError> {
+    ZerobusSdk::builder()
+        .endpoint(server.endpoint())
+        .unity_catalog_url(server.unity_catalog_url())
+        .no_tls()
+        .connector_factory(Arc::new(|_: &str| None))
+        .build()
+}
+
+/// A nullable microsecond timestamp column: TIMESTAMP (UTC) if `utc`, else TIMESTAMP_NTZ.
+pub fn timestamp_field(name: &str, utc: bool) -> Field {
+    let tz = utc.then(|| "UTC".into());
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, tz), true)
+}
