@@ -27,8 +27,10 @@
 //!   Zerobus-compatible gRPC server for tests against the unmodified official client
 //!   (adds `databricks-zerobus-ingest-sdk` and tonic). Memory landing only for now.
 //!
-//! The network transport, the DataFusion sink and the Python bindings arrive behind their
-//! own features so that the core stays quick to build.
+//! The network transport is part of the core: the official SDK's dynamic-protobuf stream
+//! (`TransportKind::Protobuf`), with pipelined sends ([`ZerobusWrapper::submit_batch`]),
+//! retry with full jitter and per-row outcomes. The DataFusion sink and the Python bindings
+//! arrive behind their own features.
 //!
 //! # Writer-disabled mode
 //! With [`WrapperConfiguration::with_zerobus_writer_disabled`] the wrapper validates,
@@ -47,11 +49,11 @@ pub mod schema;
 mod transport;
 mod wrapper;
 
-pub use config::{OtlpConfig, WrapperConfiguration};
+pub use config::{OtlpConfig, TransportKind, WrapperConfiguration};
 pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};
-pub use wrapper::ZerobusWrapper;
+pub use wrapper::{PendingBatch, ZerobusWrapper};
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

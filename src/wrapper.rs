@@ -6,8 +6,11 @@
 //! [`TransmissionResult::failed_rows`] with its reason.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -18,7 +21,7 @@ use crate::encode::{EncodedBatch, RowEncoder};
 use crate::error::ZerobusError;
 use crate::result::TransmissionResult;
 use crate::schema::{SchemaCache, TableSchema};
-use crate::transport::{DisabledTransport, Transport};
+use crate::transport::{transport_for, BoxFuture, Transport};
 
 /// Sends Arrow [`RecordBatch`]es to a Zerobus table.
 ///
@@ -114,51 +117,81 @@ impl ZerobusWrapper {
         })
     }
 
-    /// Sends `batch` and reports what became of every row.
+    /// Sends `batch` and reports what became of every row, once every row is durable
+    /// (acknowledged by Zerobus) or failed.
     ///
     /// Rows that cannot be encoded (a value out of range, a null list element, a record over
     /// the size limit, ...) do not stop the others: they are listed in
     /// [`TransmissionResult::failed_rows`] with the column and reason, and
-    /// [`TransmissionResult::extract_failed_batch`] returns them as a quarantine batch.
+    /// [`TransmissionResult::extract_failed_batch`] returns them as a quarantine batch. So are
+    /// rows the network could not deliver within the retry budget (`RetryExhausted`) and
+    /// rows the server refused ("rejected by the server").
+    ///
+    /// Concurrent calls share one stream and pipeline: a call never waits for another
+    /// batch's acknowledgement.
     ///
     /// # Errors
     /// Problems that concern the whole batch rather than some rows: a schema Zerobus cannot
     /// take (unsupported type, bad column name, more than 2000 columns), a wrapper that was
     /// shut down, and in writer-disabled mode a debug file that cannot be written.
     pub async fn send_batch(&self, batch: RecordBatch) -> Result<TransmissionResult, ZerobusError> {
+        Ok(self.submit_batch(batch).await?.await)
+    }
+
+    /// Encodes and queues `batch`, returning as soon as its records are queued on the
+    /// stream; await the returned [`PendingBatch`] (now or later) for the
+    /// [`TransmissionResult`]. For high-throughput callers that keep many batches in flight.
+    ///
+    /// Batches are queued in the order of the `submit_batch` calls. Dropping the
+    /// `PendingBatch` does not cancel the delivery; [`flush`](Self::flush) waits for every
+    /// batch submitted before it.
+    ///
+    /// # Errors
+    /// As [`send_batch`](Self::send_batch).
+    pub async fn submit_batch(&self, batch: RecordBatch) -> Result<PendingBatch, ZerobusError> {
         let started = Instant::now();
         self.ensure_open()?;
         let inner = &self.inner;
         let schema = inner.schemas.get(batch.schema_ref())?;
-        let encoded = RowEncoder::new(schema.clone())
-            .with_max_record_size(inner.config.max_record_size_bytes)
-            .encode(&batch)?;
+        let encoded = Arc::new(
+            RowEncoder::new(schema.clone())
+                .with_max_record_size(inner.config.max_record_size_bytes)
+                .encode(&batch)?,
+        );
         self.write_debug(&schema, &batch, &encoded)?;
 
-        let report = inner.transport.send(&schema, &encoded).await?;
-        let mut failed_rows = encoded.row_errors();
-        failed_rows.extend(report.failed_rows);
-        let sent_bytes = encoded_bytes_of_successful_rows(&encoded, &failed_rows);
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let result = TransmissionResult::from_row_outcomes(
-            batch.num_rows(),
-            failed_rows,
-            report.attempts,
-            Some(latency_ms),
-            sent_bytes,
-        );
-        tracing::debug!(
-            table = %inner.config.table_name,
-            rows = result.total_rows,
-            failed = result.failed_count,
-            bytes = result.batch_size_bytes,
-            latency_ms,
-            "batch processed"
-        );
-        Ok(result)
+        let delivery = inner.transport.submit(&schema, &encoded).await?;
+        let total_rows = batch.num_rows();
+        let table = inner.config.table_name.clone();
+        Ok(PendingBatch {
+            result: Box::pin(async move {
+                let report = delivery.await;
+                let mut failed_rows = encoded.row_errors();
+                failed_rows.extend(report.failed_rows);
+                let sent_bytes = encoded_bytes_of_successful_rows(&encoded, &failed_rows);
+                let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let result = TransmissionResult::from_row_outcomes(
+                    total_rows,
+                    failed_rows,
+                    report.attempts,
+                    Some(latency_ms),
+                    sent_bytes,
+                );
+                tracing::debug!(
+                    table = %table,
+                    rows = result.total_rows,
+                    failed = result.failed_count,
+                    bytes = result.batch_size_bytes,
+                    latency_ms,
+                    "batch processed"
+                );
+                result
+            }),
+        })
     }
 
-    /// Waits until everything sent so far is durable and flushes the debug files.
+    /// Waits until every batch submitted so far is durable (or failed) and flushes the
+    /// debug files.
     pub async fn flush(&self) -> Result<(), ZerobusError> {
         self.ensure_open()?;
         self.inner.transport.flush().await?;
@@ -226,6 +259,29 @@ impl ZerobusWrapper {
     }
 }
 
+/// A batch queued by [`ZerobusWrapper::submit_batch`]; resolves to its
+/// [`TransmissionResult`] once every row is durable or failed.
+///
+/// Dropping it does not cancel the delivery.
+#[must_use = "await it for the batch's per-row outcome (dropping it does not cancel the send)"]
+pub struct PendingBatch {
+    result: BoxFuture<'static, TransmissionResult>,
+}
+
+impl fmt::Debug for PendingBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingBatch").finish_non_exhaustive()
+    }
+}
+
+impl Future for PendingBatch {
+    type Output = TransmissionResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TransmissionResult> {
+        self.result.as_mut().poll(cx)
+    }
+}
+
 fn debug_settings(config: &WrapperConfiguration) -> Option<DebugSettings> {
     let arrow_enabled = config.debug_arrow_active();
     let protobuf_enabled = config.debug_protobuf_active();
@@ -244,18 +300,6 @@ fn debug_settings(config: &WrapperConfiguration) -> Option<DebugSettings> {
         max_files_retained: config.debug_max_files_retained,
         flush_interval: std::time::Duration::from_secs(config.debug_flush_interval_secs),
     })
-}
-
-fn transport_for(config: &WrapperConfiguration) -> Result<Box<dyn Transport>, ZerobusError> {
-    if config.zerobus_writer_disabled {
-        return Ok(Box::new(DisabledTransport));
-    }
-    Err(ZerobusError::ConfigurationError(
-        "zerobus_writer_disabled: this version has no network transport yet, so only the \
-         writer-disabled mode is available; call with_zerobus_writer_disabled(true) (debug \
-         output then shows what would be sent)"
-            .to_string(),
-    ))
 }
 
 /// Bytes of the records that were delivered: the encoded rows minus those the transport
@@ -283,13 +327,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writer_enabled_mode_explains_what_is_missing() {
-        let config = WrapperConfiguration::new("http://127.0.0.1:1", "t");
+    async fn arrow_flight_is_not_available_yet() {
+        let config = WrapperConfiguration::new("http://127.0.0.1:1", "t")
+            .with_transport(crate::config::TransportKind::ArrowFlight);
         let err = ZerobusWrapper::new(config).await.unwrap_err();
         assert!(
-            err.to_string()
-                .contains("with_zerobus_writer_disabled(true)"),
+            err.to_string().contains("arrow_flight is not implemented"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_fails_rows_after_the_retries() {
+        let config =
+            WrapperConfiguration::new("http://127.0.0.1:1", "t").with_retry_config(2, 1, 2);
+        let wrapper = ZerobusWrapper::new(config)
+            .await
+            .expect("no connection is made yet");
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2]))],
+        )
+        .expect("batch");
+        let result = wrapper.send_batch(batch).await.expect("row-level outcome");
+        assert!(!result.success);
+        assert_eq!(result.failed_count, 2);
+        let message = result.failed_rows[0].1.to_string();
+        assert!(message.contains("after 2 attempts"), "{message}");
     }
 }

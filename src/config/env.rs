@@ -14,6 +14,7 @@ pub(super) const ENV_CLIENT_SECRET: &str = "ZEROBUS_CLIENT_SECRET";
 pub(super) const ENV_UNITY_CATALOG_URL: &str = "ZEROBUS_UNITY_CATALOG_URL";
 pub(super) const ENV_WRITER_DISABLED: &str = "ZEROBUS_WRITER_DISABLED";
 pub(super) const ENV_MAX_RECORD_SIZE_BYTES: &str = "ZEROBUS_MAX_RECORD_SIZE_BYTES";
+pub(super) const ENV_TRANSPORT: &str = "ZEROBUS_TRANSPORT";
 pub(super) const ENV_DEBUG_ENABLED: &str = "DEBUG_ENABLED";
 pub(super) const ENV_DEBUG_ARROW_ENABLED: &str = "DEBUG_ARROW_ENABLED";
 pub(super) const ENV_DEBUG_PROTOBUF_ENABLED: &str = "DEBUG_PROTOBUF_ENABLED";
@@ -60,6 +61,13 @@ impl WrapperConfiguration {
         }
         if let Some(v) = get(ENV_MAX_RECORD_SIZE_BYTES) {
             self.max_record_size_bytes = parse_env_number(ENV_MAX_RECORD_SIZE_BYTES, &v)?;
+        }
+        if let Some(v) = get(ENV_TRANSPORT) {
+            self.transport = v.parse().map_err(|_| {
+                config_error(format!(
+                    "{ENV_TRANSPORT}: unknown transport '{v}' (expected protobuf or arrow_flight)"
+                ))
+            })?;
         }
         if let Some(v) = get(ENV_DEBUG_ENABLED) {
             self.debug_enabled = parse_env_bool(ENV_DEBUG_ENABLED, &v)?;

@@ -24,6 +24,7 @@
 //! client_id: ...                 # optional
 //! client_secret: ...             # optional (prefer the environment)
 //! writer_disabled: false
+//! transport: protobuf            # or arrow_flight
 //! max_record_size_bytes: 10420224
 //! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
 //! observability: { enabled: false, endpoint: null, service_name: null }
@@ -42,6 +43,7 @@
 //!
 //! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
 //! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
+//! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`),
 //! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
 //! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
 //! `DEBUG_ROTATION_INTERVAL_SECS`.
@@ -92,6 +94,44 @@ pub struct OtlpConfig {
     pub endpoint: Option<String>,
     /// `service.name` resource attribute; `None` = library default.
     pub service_name: Option<String>,
+}
+
+/// How records travel to Zerobus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// A dynamic-protobuf gRPC stream of the official SDK (the default): the descriptor
+    /// comes from the Arrow schema, the rows from the columnar encoder.
+    #[default]
+    Protobuf,
+    /// Arrow batches through the SDK's Arrow Flight stream (not implemented yet:
+    /// [`ZerobusWrapper::new`](crate::ZerobusWrapper::new) rejects it).
+    ArrowFlight,
+}
+
+impl TransportKind {
+    /// The configuration spelling: `protobuf` or `arrow_flight`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Protobuf => "protobuf",
+            Self::ArrowFlight => "arrow_flight",
+        }
+    }
+}
+
+impl std::str::FromStr for TransportKind {
+    type Err = ZerobusError;
+
+    /// Parses `protobuf` or `arrow_flight` (any case; `-` works for `_`).
+    fn from_str(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "protobuf" | "proto" => Ok(Self::Protobuf),
+            "arrow_flight" | "arrow" | "flight" => Ok(Self::ArrowFlight),
+            _ => Err(config_error(format!(
+                "transport: unknown transport '{value}' (expected protobuf or arrow_flight)"
+            ))),
+        }
+    }
 }
 
 /// Everything the wrapper needs to know: where to send, what table, how to
@@ -161,6 +201,8 @@ pub struct WrapperConfiguration {
     pub zerobus_writer_disabled: bool,
     /// Largest encoded record accepted (default [`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
     pub max_record_size_bytes: usize,
+    /// How records travel (default [`TransportKind::Protobuf`]).
+    pub transport: TransportKind,
 }
 
 impl WrapperConfiguration {
@@ -187,6 +229,7 @@ impl WrapperConfiguration {
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
             zerobus_writer_disabled: false,
             max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
+            transport: TransportKind::default(),
         }
     }
 
@@ -286,6 +329,12 @@ impl WrapperConfiguration {
     /// Sets the largest encoded record accepted, in bytes.
     pub fn with_max_record_size_bytes(mut self, bytes: usize) -> Self {
         self.max_record_size_bytes = bytes;
+        self
+    }
+
+    /// Chooses the transport (protobuf stream or Arrow Flight).
+    pub fn with_transport(mut self, transport: TransportKind) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -479,7 +528,7 @@ fn validate_http_url(field: &str, url: &str) -> Result<()> {
 }
 
 /// Whether `endpoint` is `http://` (not https) on 127.0.0.1, localhost or [::1].
-fn is_loopback_http(endpoint: &str) -> bool {
+pub(crate) fn is_loopback_http(endpoint: &str) -> bool {
     let Some(rest) = endpoint.strip_prefix("http://") else {
         return false;
     };

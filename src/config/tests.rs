@@ -602,6 +602,7 @@ fn env_bad_values_name_variable_and_value() {
         ("DEBUG_FLUSH_INTERVAL_SECS", "5s"),
         ("DEBUG_MAX_FILE_SIZE", "big"),
         ("DEBUG_ROTATION_INTERVAL_SECS", "1h"),
+        ("ZEROBUS_TRANSPORT", "carrier_pigeon"),
     ];
     for (name, value) in cases {
         let message = config_message(apply_env(
@@ -689,4 +690,31 @@ fn precedence_defaults_yaml_env_builder() {
     ]);
     let c = WrapperConfiguration::load_with(None, |k| map.get(k).cloned()).expect("env only");
     assert_eq!(c.zerobus_endpoint, "https://e");
+}
+
+#[test]
+fn transport_from_builder_yaml_and_env() {
+    assert_eq!(valid().transport, TransportKind::Protobuf);
+    let built = valid().with_transport(TransportKind::ArrowFlight);
+    assert_eq!(built.transport, TransportKind::ArrowFlight);
+
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\ntransport: arrow_flight\n";
+    let from_yaml = WrapperConfiguration::from_yaml_str(yaml).expect("yaml");
+    assert_eq!(from_yaml.transport, TransportKind::ArrowFlight);
+    let bad = "endpoint: https://e.example.com\ntable_name: t\ntransport: pigeon\n";
+    assert!(config_message(WrapperConfiguration::from_yaml_str(bad)).contains("pigeon"));
+
+    let from_env = apply_env(from_yaml, &[("ZEROBUS_TRANSPORT", " Protobuf ")]).expect("env");
+    assert_eq!(from_env.transport, TransportKind::Protobuf);
+    for (text, kind) in [
+        ("arrow-flight", TransportKind::ArrowFlight),
+        ("ARROW_FLIGHT", TransportKind::ArrowFlight),
+        ("protobuf", TransportKind::Protobuf),
+    ] {
+        assert_eq!(text.parse::<TransportKind>().expect(text), kind);
+        assert_eq!(
+            kind.as_str().parse::<TransportKind>().expect("round trip"),
+            kind
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-use super::{config_error, OtlpConfig, WrapperConfiguration};
+use super::{config_error, OtlpConfig, TransportKind, WrapperConfiguration};
 use crate::error::{Result, ZerobusError};
 
 impl WrapperConfiguration {
@@ -81,6 +81,8 @@ struct RawConfig {
     #[serde(default)]
     max_record_size_bytes: Option<usize>,
     #[serde(default)]
+    transport: Option<TransportKind>,
+    #[serde(default)]
     retry: Option<RawRetry>,
     #[serde(default)]
     observability: Option<RawObservability>,
@@ -130,6 +132,7 @@ impl RawConfig {
         c.max_record_size_bytes = self
             .max_record_size_bytes
             .unwrap_or(c.max_record_size_bytes);
+        c.transport = self.transport.unwrap_or(c.transport);
         let retry = self.retry.unwrap_or_default();
         c.retry_max_attempts = retry.max_attempts.unwrap_or(c.retry_max_attempts);
         c.retry_base_delay_ms = retry.base_delay_ms.unwrap_or(c.retry_base_delay_ms);

@@ -2,19 +2,36 @@
 //!
 //! [`ZerobusWrapper`](crate::ZerobusWrapper) hands every encoded batch to a [`Transport`].
 //! The writer-disabled mode uses [`DisabledTransport`], which sends nothing; the network
-//! transport (the official Zerobus SDK's streams) plugs in behind the same trait.
+//! mode uses [`SdkTransport`](sdk::SdkTransport), the official Zerobus SDK's
+//! dynamic-protobuf streams.
+//!
+//! - `chunk`: cutting a batch into ingest calls under the SDK's payload limit.
+//! - `lane`: one schema's shared stream, its creation, and recovery of a dead stream.
+//! - `retry`: exponential backoff with full jitter from the wrapper's retry settings.
+//! - `sdk`: the transport, per-chunk acknowledgement waits, isolation of refused rows.
+//! - `sdk_error`: the SDK's errors in the wrapper's terms.
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::config::{TransportKind, WrapperConfiguration};
 use crate::encode::EncodedBatch;
 use crate::error::ZerobusError;
 use crate::schema::TableSchema;
 
+mod chunk;
+mod lane;
+mod retry;
+mod sdk;
+mod sdk_error;
+
 /// A boxed future, as the object-safe [`Transport`] returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Resolves once every row of a submitted batch is durable or failed.
+pub(crate) type Delivery = BoxFuture<'static, SendReport>;
 
 /// What a transport did with one batch.
 #[derive(Debug, Default)]
@@ -27,18 +44,35 @@ pub(crate) struct SendReport {
 
 /// Sends encoded records to a table.
 pub(crate) trait Transport: Send + Sync + Debug {
-    /// Sends the successful rows of `encoded`, resolving once they are durable.
-    fn send<'a>(
+    /// Queues the successful rows of `encoded` and returns once they are queued (batches
+    /// keep their submission order); the [`Delivery`] resolves when they are durable.
+    fn submit<'a>(
         &'a self,
         schema: &'a Arc<TableSchema>,
-        encoded: &'a EncodedBatch,
-    ) -> BoxFuture<'a, Result<SendReport, ZerobusError>>;
+        encoded: &'a Arc<EncodedBatch>,
+    ) -> BoxFuture<'a, Result<Delivery, ZerobusError>>;
 
-    /// Waits until everything sent so far is durable.
+    /// Waits until everything submitted so far is durable or failed.
     fn flush(&self) -> BoxFuture<'_, Result<(), ZerobusError>>;
 
     /// Flushes and closes the transport.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), ZerobusError>>;
+}
+
+/// The transport `config` asks for.
+pub(crate) fn transport_for(
+    config: &WrapperConfiguration,
+) -> Result<Box<dyn Transport>, ZerobusError> {
+    if config.zerobus_writer_disabled {
+        return Ok(Box::new(DisabledTransport));
+    }
+    match config.transport {
+        TransportKind::Protobuf => Ok(Box::new(sdk::SdkTransport::new(config)?)),
+        TransportKind::ArrowFlight => Err(ZerobusError::ConfigurationError(
+            "transport: arrow_flight is not implemented yet; use protobuf (the default)"
+                .to_string(),
+        )),
+    }
 }
 
 /// The writer-disabled mode: every encoded row counts as delivered, nothing is sent.
@@ -46,12 +80,15 @@ pub(crate) trait Transport: Send + Sync + Debug {
 pub(crate) struct DisabledTransport;
 
 impl Transport for DisabledTransport {
-    fn send<'a>(
+    fn submit<'a>(
         &'a self,
         _schema: &'a Arc<TableSchema>,
-        _encoded: &'a EncodedBatch,
-    ) -> BoxFuture<'a, Result<SendReport, ZerobusError>> {
-        Box::pin(async { Ok(SendReport::default()) })
+        _encoded: &'a Arc<EncodedBatch>,
+    ) -> BoxFuture<'a, Result<Delivery, ZerobusError>> {
+        Box::pin(async {
+            let delivery: Delivery = Box::pin(async { SendReport::default() });
+            Ok(delivery)
+        })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), ZerobusError>> {

@@ -4,4 +4,6 @@ mod dynamic;
 mod local_auth;
 mod local_server;
 mod roundtrip;
+#[cfg(feature = "local")]
+mod transport;
 mod writer_disabled;

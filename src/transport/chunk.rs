@@ -1,0 +1,158 @@
+//! Cutting a batch's records into ingest calls that stay under the SDK's payload limit.
+//!
+//! The SDK rejects an `ingest_records_offset` call whose records add up to more than
+//! `max_ingest_payload_bytes` (10 MiB − 64 KiB by default), and the service limits the
+//! gRPC message, which also carries a tag and a length per record. A chunk therefore
+//! counts each record as its bytes plus that framing, so both limits hold.
+
+use crate::encode::EncodedBatch;
+use crate::error::{ConversionErrorKind, ZerobusError};
+
+/// The rows of one ingest call, in row order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// Input row indices.
+    pub(crate) rows: Vec<usize>,
+}
+
+impl Chunk {
+    /// The records of the chunk as the owned byte vectors the SDK takes.
+    ///
+    /// The SDK's ingest API only accepts owned records (`Vec<u8>` per record, no borrowed
+    /// slices or shared buffers), so this is the one copy of the row bytes the wrapper makes.
+    pub(crate) fn records(&self, encoded: &EncodedBatch) -> Vec<Vec<u8>> {
+        self.rows
+            .iter()
+            .filter_map(|row| encoded.record(*row))
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+}
+
+/// Bytes one record takes in the request: field tag, length varint, payload.
+fn framed_len(len: usize) -> usize {
+    let mut varint = 1;
+    let mut rest = len >> 7;
+    while rest > 0 {
+        varint += 1;
+        rest >>= 7;
+    }
+    1 + varint + len
+}
+
+/// Splits the encoded rows of `encoded` into chunks of at most `limit` framed bytes.
+///
+/// A record too large for any chunk is returned as a failed row (size limit); rows that
+/// failed encoding are skipped (they are already in the batch's failures).
+pub(crate) fn plan_chunks(
+    encoded: &EncodedBatch,
+    limit: usize,
+) -> (Vec<Chunk>, Vec<(usize, ZerobusError)>) {
+    let mut chunks = Vec::new();
+    let mut too_large = Vec::new();
+    let mut rows = Vec::new();
+    let mut used = 0;
+    for (row, record) in encoded.records() {
+        let size = framed_len(record.len());
+        if size > limit {
+            too_large.push((
+                row,
+                ZerobusError::conversion(
+                    ConversionErrorKind::RecordTooLarge,
+                    format!(
+                        "row {row}: record of {} bytes exceeds the Zerobus ingest payload limit \
+                         of {limit} bytes (including {} bytes of framing)",
+                        record.len(),
+                        size - record.len()
+                    ),
+                ),
+            ));
+            continue;
+        }
+        if used + size > limit {
+            chunks.push(Chunk {
+                rows: std::mem::take(&mut rows),
+            });
+            used = 0;
+        }
+        rows.push(row);
+        used += size;
+    }
+    if !rows.is_empty() {
+        chunks.push(Chunk { rows });
+    }
+    (chunks, too_large)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{BinaryArray, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::encode::RowEncoder;
+    use crate::schema::TableSchema;
+
+    fn encode(values: &[Option<&[u8]>]) -> EncodedBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("b", DataType::Binary, true)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(BinaryArray::from(values.to_vec()))],
+        )
+        .expect("batch");
+        let table = Arc::new(TableSchema::try_new(schema, "t").expect("schema"));
+        RowEncoder::new(table).encode(&batch).expect("encode")
+    }
+
+    #[test]
+    fn framing_counts_tag_and_varint() {
+        assert_eq!(framed_len(0), 2);
+        assert_eq!(framed_len(127), 129);
+        assert_eq!(framed_len(128), 131);
+        assert_eq!(framed_len(16_384), 16_384 + 4);
+    }
+
+    #[test]
+    fn chunks_stay_under_the_limit_and_keep_every_row_once() {
+        let payloads: Vec<Vec<u8>> = (0..50).map(|i| vec![7u8; (i * 37) % 300]).collect();
+        let values: Vec<Option<&[u8]>> = payloads.iter().map(|p| Some(p.as_slice())).collect();
+        let encoded = encode(&values);
+        let limit = 1000;
+        let (chunks, failed) = plan_chunks(&encoded, limit);
+        assert!(failed.is_empty());
+        let rows: Vec<usize> = chunks.iter().flat_map(|c| c.rows.clone()).collect();
+        assert_eq!(rows, (0..50).collect::<Vec<_>>());
+        for chunk in &chunks {
+            let framed: usize = chunk
+                .rows
+                .iter()
+                .map(|r| framed_len(encoded.record(*r).unwrap().len()))
+                .sum();
+            assert!(framed <= limit, "{framed} > {limit}");
+            assert_eq!(chunk.records(&encoded).len(), chunk.rows.len());
+        }
+        assert!(chunks.len() > 5, "{} chunks", chunks.len());
+    }
+
+    #[test]
+    fn a_record_over_the_limit_fails_alone() {
+        let big = vec![1u8; 500];
+        let encoded = encode(&[Some(b"a"), Some(&big), None, Some(b"b")]);
+        let (chunks, failed) = plan_chunks(&encoded, 100);
+        assert_eq!(
+            chunks,
+            vec![Chunk {
+                rows: vec![0, 2, 3]
+            }]
+        );
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, 1);
+        assert!(
+            failed[0].1.to_string().contains("payload limit of 100"),
+            "{}",
+            failed[0].1
+        );
+    }
+}

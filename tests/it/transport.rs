@@ -1,0 +1,356 @@
+//! `ZerobusWrapper` over real gRPC: the official SDK client against the local server
+//! (memory landing), read back and compared value by value, under concurrency and faults.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::{
+    ConversionErrorKind, TransmissionResult, WrapperConfiguration, ZerobusWrapper,
+};
+use tonic::Code;
+
+/// The table's Arrow schema (canonical types, so the landed table has exactly these).
+fn table_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("small", DataType::Int32, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("blob", DataType::Binary, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
+
+/// Rows `first..first + rows` of the table, with nulls sprinkled in.
+fn batch(first: i64, rows: usize) -> RecordBatch {
+    let ids: Vec<i64> = (first..first + rows as i64).collect();
+    let some = |id: &i64| id % 7 != 3;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(Int32Array::from_iter(
+            ids.iter()
+                .map(|i| some(i).then_some((*i % 1000) as i32 - 500)),
+        )),
+        Arc::new(StringArray::from_iter(
+            ids.iter().map(|i| some(i).then(|| format!("name-{i}-é"))),
+        )),
+        Arc::new(Float64Array::from_iter(
+            ids.iter().map(|i| some(i).then_some(*i as f64 / 3.0)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
+        )),
+        Arc::new(BinaryArray::from_iter(
+            ids.iter()
+                .map(|i| some(i).then(|| i.to_le_bytes().to_vec())),
+        )),
+        Arc::new(Date32Array::from_iter(
+            ids.iter()
+                .map(|i| some(i).then_some(19_000 + (*i % 365) as i32)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                ids.iter()
+                    .map(|i| some(i).then_some(1_700_000_000_000_000 + i * 1_000_003)),
+            )
+            .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(table_schema(), columns).expect("batch")
+}
+
+async fn server_with(table: &str) -> LocalZerobus {
+    LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .table(table, table_schema())
+        .start()
+        .await
+        .expect("local server")
+}
+
+async fn wrapper_for(server: &LocalZerobus, table: &str) -> ZerobusWrapper {
+    let config = WrapperConfiguration::new(server.endpoint(), table).with_retry_config(6, 5, 200);
+    ZerobusWrapper::new(config).await.expect("wrapper")
+}
+
+/// Every cell of `batch` as text, by column name, keyed by the id column.
+fn rows_by_id(batch: &RecordBatch) -> BTreeMap<i64, Vec<String>> {
+    let ids = batch
+        .column_by_name("id")
+        .expect("id column")
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("id is Int64")
+        .clone();
+    let names: Vec<String> = table_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let options = FormatOptions::default().with_null("<null>");
+    let formatters: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let column = batch.column_by_name(name).expect("column");
+            ArrayFormatter::try_new(column.as_ref(), &options).expect("formatter")
+        })
+        .collect();
+    let mut rows = BTreeMap::new();
+    for row in 0..batch.num_rows() {
+        let cells = formatters
+            .iter()
+            .map(|f| f.value(row).to_string())
+            .collect();
+        // A duplicate id overwrites an identical row; duplicates are counted separately.
+        rows.insert(ids.value(row), cells);
+    }
+    rows
+}
+
+/// How many ids of `landed` occur more than once.
+fn duplicate_count(landed: &RecordBatch) -> usize {
+    let ids = landed
+        .column_by_name("id")
+        .expect("id")
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("Int64")
+        .values()
+        .to_vec();
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().filter(|id| !seen.insert(*id)).count()
+}
+
+fn assert_all_delivered(result: &TransmissionResult) {
+    assert!(
+        result.failed_rows.is_empty(),
+        "failed rows: {:?}",
+        &result.failed_rows[..result.failed_rows.len().min(3)]
+    );
+    assert!(result.success);
+}
+
+/// Landed rows equal the input rows value by value (duplicates reported, not hidden).
+async fn assert_landed_equals(server: &LocalZerobus, table: &str, sent: &[RecordBatch]) -> usize {
+    let landed = server.read_table(table).await.expect("read table");
+    let expected: BTreeMap<_, _> = sent.iter().flat_map(rows_by_id).collect();
+    let actual = rows_by_id(&landed);
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|id| !actual.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} ids lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(actual.len(), expected.len(), "unexpected ids landed");
+    for (id, cells) in &expected {
+        assert_eq!(&actual[id], cells, "row id {id}");
+    }
+    let duplicates = duplicate_count(&landed);
+    assert_eq!(landed.num_rows(), expected.len() + duplicates);
+    duplicates
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_every_type_land_value_by_value() {
+    let table = "cat.sch.types";
+    let server = server_with(table).await;
+    let wrapper = wrapper_for(&server, table).await;
+    let sent: Vec<RecordBatch> = (0..3).map(|i| batch(i * 1000, 250)).collect();
+    for b in &sent {
+        let result = wrapper.send_batch(b.clone()).await.expect("send");
+        assert_all_delivered(&result);
+        assert_eq!(result.successful_count, 250);
+        assert!(result.batch_size_bytes > 0);
+    }
+    wrapper.shutdown().await.expect("shutdown");
+    assert_eq!(assert_landed_equals(&server, table, &sent).await, 0);
+    assert_eq!(server.counters(table).duplicates, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_tasks_times_a_hundred_batches_are_all_accounted_for() {
+    let table = "cat.sch.concurrent";
+    let server = server_with(table).await;
+    let wrapper = wrapper_for(&server, table).await;
+    let tasks: Vec<_> = (0..64i64)
+        .map(|task| {
+            let wrapper = wrapper.clone();
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for n in 0..100i64 {
+                    let b = batch((task * 100 + n) * 10, 10);
+                    let result = wrapper.send_batch(b.clone()).await.expect("send");
+                    assert_all_delivered(&result);
+                    sent.push(b);
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for task in tasks {
+        sent.extend(task.await.expect("task"));
+    }
+    wrapper.shutdown().await.expect("shutdown");
+    assert_eq!(sent.len(), 6400);
+    let duplicates = assert_landed_equals(&server, table, &sent).await;
+    assert_eq!(duplicates, 0, "no fault, so no resend");
+    server.shutdown().await;
+}
+
+/// Sends 24 batches of 400 rows from 4 tasks through `arm`'s fault; nothing may be lost.
+async fn survives(table: &str, arm: impl FnOnce(&LocalZerobus)) -> usize {
+    let server = server_with(table).await;
+    let wrapper = wrapper_for(&server, table).await;
+    // A first batch opens the stream, so that creation faults hit re-creations too.
+    let first = batch(0, 400);
+    assert_all_delivered(&wrapper.send_batch(first.clone()).await.expect("send"));
+    arm(&server);
+    let pending: Vec<_> = (1..24i64).map(|n| batch(n * 400, 400)).collect();
+    let mut handles = Vec::new();
+    for b in &pending {
+        handles.push(wrapper.submit_batch(b.clone()).await.expect("submit"));
+    }
+    for handle in handles {
+        assert_all_delivered(&handle.await);
+    }
+    wrapper.flush().await.expect("flush");
+    wrapper.shutdown().await.expect("shutdown");
+    let mut sent = vec![first];
+    sent.extend(pending);
+    let duplicates = assert_landed_equals(&server, table, &sent).await;
+    println!(
+        "{table}: {duplicates} duplicate rows landed (server counted {})",
+        server.counters(table).duplicates
+    );
+    server.shutdown().await;
+    duplicates
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_is_lost_when_a_stream_fails_mid_way() {
+    survives("cat.sch.fail_after", |s| {
+        s.faults("cat.sch.fail_after")
+            .fail_after_records(2_000, Code::Unavailable)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_is_lost_when_the_server_asks_to_rotate() {
+    survives("cat.sch.close_after", |s| {
+        s.faults("cat.sch.close_after")
+            .close_stream_after_records(3_000)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_is_lost_when_acks_are_slow() {
+    survives("cat.sch.slow_acks", |s| {
+        s.faults("cat.sch.slow_acks")
+            .delay_acks(Some(Duration::from_millis(40)))
+    })
+    .await;
+}
+
+/// The SDK's own recovery gives up (more failed re-creations than its retries), so the
+/// wrapper takes the unacknowledged records back and sends them on a fresh stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_row_is_lost_when_the_sdk_recovery_gives_up() {
+    survives("cat.sch.dead_stream", |s| {
+        let faults = s.faults("cat.sch.dead_stream");
+        faults.fail_after_records(1_000, Code::Unavailable);
+        // 6 attempts per recovery in the SDK (1 + 5 retries), then ours begin.
+        faults.fail_stream_creation(8, Code::Unavailable);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_creation_failures_are_retried() {
+    let table = "cat.sch.create";
+    let server = server_with(table).await;
+    server
+        .faults(table)
+        .fail_stream_creation(3, Code::Unavailable);
+    let wrapper = wrapper_for(&server, table).await;
+    let sent = vec![batch(0, 50)];
+    let result = wrapper.send_batch(sent[0].clone()).await.expect("send");
+    assert_all_delivered(&result);
+    wrapper.shutdown().await.expect("shutdown");
+    assert_eq!(assert_landed_equals(&server, table, &sent).await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_failing_encoding_are_reported_while_the_rest_land() {
+    let table = "cat.sch.partial";
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("counter", DataType::Int64, true),
+    ]));
+    let server = LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .table(table, schema)
+        .start()
+        .await
+        .expect("server");
+    let wrapper = wrapper_for(&server, table).await;
+    // u64::MAX does not fit the table's BIGINT: rows 1 and 3 fail, the others land.
+    let sent = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])) as ArrayRef,
+        ),
+        (
+            "counter",
+            Arc::new(UInt64Array::from(vec![10, u64::MAX, 30, u64::MAX, 50])),
+        ),
+    ])
+    .expect("batch");
+    let result = wrapper.send_batch(sent.clone()).await.expect("send");
+    assert!(result.is_partial_success());
+    assert_eq!(result.get_failed_row_indices(), [1, 3]);
+    let kinds = result.group_conversion_errors_by_kind();
+    assert_eq!(kinds[&ConversionErrorKind::ValueOutOfRange], [1, 3]);
+    wrapper.shutdown().await.expect("shutdown");
+
+    let landed = server.read_table(table).await.expect("read");
+    let ids = landed
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ids");
+    let counters = landed
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("counters");
+    let mut pairs: Vec<(i64, i64)> = (0..landed.num_rows())
+        .map(|r| (ids.value(r), counters.value(r)))
+        .collect();
+    pairs.sort_unstable();
+    assert_eq!(pairs, [(1, 10), (3, 30), (5, 50)]);
+    assert_eq!(landed.column(1).null_count(), 0);
+    server.shutdown().await;
+}
