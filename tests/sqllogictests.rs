@@ -11,6 +11,9 @@
 //! - sets `ZEROBUS_ENDPOINT` and `ZEROBUS_UNITY_CATALOG_URL` to the server (so files may
 //!   omit the options) and the variables `$ENDPOINT`, `$UC_URL` (with
 //!   `control substitution on`);
+//! - for files whose name contains `oauth`, starts the server with OAuth required and puts
+//!   its client credentials in `ZEROBUS_CLIENT_ID` / `ZEROBUS_CLIENT_SECRET` only (the SQL
+//!   never sees them);
 //! - registers `zerobus_landed('c.s.t')`, a table function returning the rows that landed.
 //!
 //! A DML statement's single `count` row becomes `StatementComplete(count)`, so
@@ -22,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_zerobus_sdk_wrapper::datafusion as zb;
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -38,6 +41,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, LogicalPlan, TableType
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use regex::Regex;
+use secrecy::ExposeSecret;
 use sqllogictest::{DBOutput, DefaultColumnType, Record};
 
 fn main() {
@@ -82,7 +86,10 @@ fn main() {
 /// Runs one file against its own server.
 async fn run_file(file: &Path) -> Result<(), String> {
     let declared = declared_tables(file).await?;
-    let mut builder = LocalZerobus::builder().landing(Landing::Memory);
+    let oauth = file.to_string_lossy().contains("oauth");
+    let mut builder = LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .auth(if oauth { Auth::OAuth } else { Auth::Disabled });
     for (name, schema) in declared {
         builder = builder.table(name, schema);
     }
@@ -90,6 +97,16 @@ async fn run_file(file: &Path) -> Result<(), String> {
     // Files run one after another, so the process environment is theirs.
     std::env::set_var("ZEROBUS_ENDPOINT", server.endpoint());
     std::env::set_var("ZEROBUS_UNITY_CATALOG_URL", server.unity_catalog_url());
+    if oauth {
+        std::env::set_var("ZEROBUS_CLIENT_ID", server.client_id());
+        std::env::set_var(
+            "ZEROBUS_CLIENT_SECRET",
+            server.client_secret().expose_secret(),
+        );
+    } else {
+        std::env::remove_var("ZEROBUS_CLIENT_ID");
+        std::env::remove_var("ZEROBUS_CLIENT_SECRET");
+    }
 
     let connection_server = Arc::clone(&server);
     let mut runner = sqllogictest::Runner::new(move || {
