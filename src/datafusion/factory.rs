@@ -69,6 +69,10 @@ impl TableProviderFactory for ZerobusTableProviderFactory {
         } else {
             Arc::new(cmd.schema.as_arrow().clone())
         };
+        // A schema Zerobus cannot take (a TIME column, ...) is refused here rather than at
+        // the first INSERT.
+        crate::schema::TableSchema::try_new(Arc::clone(&schema), table)
+            .map_err(|e| DataFusionError::Plan(format!("Zerobus table {table}: {e}")))?;
         Ok(Arc::new(
             ZerobusTableProvider::new(schema, options.config).with_sink_options(options.sink),
         ))
