@@ -7,14 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo test (lib, integration, examples, benches in test mode)"
-cargo test --workspace --all-targets --features local
+cargo test --workspace --all-targets --features local,datafusion
 echo "== cargo test --doc"
-cargo test --workspace --doc --features local
+cargo test --workspace --doc --features local,datafusion
 echo "== examples"
-# All with --features local, so the build of the tests above is reused.
+# All with the same features as the tests, so the build of the tests above is reused.
 for example in local_end_to_end writer_disabled per_row_errors; do
-  echo "-- cargo run --features local --example $example"
-  cargo run --quiet --features local --example "$example" -- "$(mktemp -d)"
+  echo "-- cargo run --features local,datafusion --example $example"
+  cargo run --quiet --features local,datafusion --example "$example" -- "$(mktemp -d)"
 done
 echo "== python: debug files (pyarrow, google.protobuf) and Delta tables (polars, deltalake)"
 venv=target/py-venv

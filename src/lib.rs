@@ -26,11 +26,14 @@
 //! - `local`: the module `arrow_zerobus_sdk_wrapper::local`, an in-process
 //!   Zerobus-compatible gRPC server for tests against the unmodified official client
 //!   (adds `databricks-zerobus-ingest-sdk` and tonic). Memory landing only for now.
+//! - `datafusion`: the module `arrow_zerobus_sdk_wrapper::datafusion`, a write-only
+//!   DataFusion table (`INSERT INTO ... SELECT`, `CREATE EXTERNAL TABLE ... STORED AS
+//!   ZEROBUS`) that streams rows through [`ZerobusWrapper`]s; see `docs/datafusion.md`.
 //!
 //! The network transport is part of the core: the official SDK's dynamic-protobuf stream
 //! (`TransportKind::Protobuf`), with pipelined sends ([`ZerobusWrapper::submit_batch`]),
-//! retry with full jitter and per-row outcomes. The DataFusion sink and the Python bindings
-//! arrive behind their own features.
+//! retry with full jitter and per-row outcomes. The Python bindings arrive behind their own
+//! feature.
 //!
 //! # Writer-disabled mode
 //! With [`WrapperConfiguration::with_zerobus_writer_disabled`] the wrapper validates,
@@ -38,6 +41,8 @@
 //! [`ZerobusWrapper`] for an example.
 
 pub mod config;
+#[cfg(feature = "datafusion")]
+pub mod datafusion;
 pub mod debug;
 pub mod encode;
 pub mod error;

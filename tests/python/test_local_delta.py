@@ -20,7 +20,7 @@ RUST_TEST = "local::delta::tests::write_interop_table"
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("delta")
     subprocess.run(
-        ["cargo", "test", "--quiet", "--features", "local", "--lib", RUST_TEST, "--",
+        ["cargo", "test", "--quiet", "--features", "local,datafusion", "--lib", RUST_TEST, "--",
          "--ignored", "--exact"],
         cwd=ROOT,
         env=dict(os.environ, ZEROBUS_DELTA_INTEROP_DIR=str(out)),

@@ -1,0 +1,190 @@
+//! `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS`: [`ZerobusTableProviderFactory`], and the
+//! Unity Catalog schema look-up used when the column list is omitted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use ::datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use ::datafusion::error::{DataFusionError, Result};
+use ::datafusion::logical_expr::CreateExternalTable;
+use async_trait::async_trait;
+use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
+use databricks_zerobus_ingest_sdk::DefaultTokenFactory;
+
+use super::options::TableOptions;
+use super::provider::ZerobusTableProvider;
+use crate::config::WrapperConfiguration;
+
+/// The key the factory is registered under: DataFusion upper-cases `STORED AS zerobus`
+/// and looks factories up case-sensitively.
+pub const FACTORY_KEY: &str = "ZEROBUS";
+
+/// Creates [`ZerobusTableProvider`]s for
+/// `CREATE EXTERNAL TABLE name [(columns)] STORED AS ZEROBUS LOCATION 'catalog.schema.table'
+/// [OPTIONS (...)]`.
+///
+/// Options are described in `docs/datafusion.md` ([`KNOWN_OPTIONS`](super::KNOWN_OPTIONS));
+/// the endpoint, Unity Catalog URL and credentials fall back to the `ZEROBUS_*` environment
+/// variables. Without a column list the schema is read from Unity Catalog
+/// (`unity_catalog_url` is then required).
+#[derive(Debug, Default, Clone)]
+pub struct ZerobusTableProviderFactory {
+    _private: (),
+}
+
+impl ZerobusTableProviderFactory {
+    /// A factory reading environment variables from the process environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for ZerobusTableProviderFactory {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let table = match cmd.locations.as_slice() {
+            [one] => one.trim(),
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "STORED AS ZEROBUS needs exactly one LOCATION 'catalog.schema.table', got {}",
+                    other.len()
+                )))
+            }
+        };
+        if !cmd.table_partition_cols.is_empty() {
+            return Err(DataFusionError::Plan(
+                "STORED AS ZEROBUS tables have no PARTITIONED BY columns (Zerobus appends to \
+                 the Delta table, whose layout is Databricks' business)"
+                    .into(),
+            ));
+        }
+        let options = TableOptions::parse(table, &cmd.options, |name| std::env::var(name).ok())?;
+        let schema: SchemaRef = if cmd.schema.fields().is_empty() {
+            Arc::new(fetch_uc_schema(&options.config).await?)
+        } else {
+            Arc::new(cmd.schema.as_arrow().clone())
+        };
+        // A schema Zerobus cannot take (a TIME column, ...) is refused here rather than at
+        // the first INSERT.
+        crate::schema::TableSchema::try_new(Arc::clone(&schema), table)
+            .map_err(|e| DataFusionError::Plan(format!("Zerobus table {table}: {e}")))?;
+        Ok(Arc::new(
+            ZerobusTableProvider::new(schema, options.config).with_sink_options(options.sink),
+        ))
+    }
+}
+
+/// The Arrow schema of `config.table_name`, read from
+/// `GET {unity_catalog_url}/api/2.1/unity-catalog/tables/{name}` (with an OAuth token when
+/// credentials are configured).
+///
+/// Types follow the SDK's `arrow_schema_from_uc_schema`, except that top-level `DECIMAL(p,s)`
+/// columns become `Decimal128(p, s)` (the SDK's Flight mapping sends them as strings).
+///
+/// # Errors
+/// No Unity Catalog URL, the request fails or is refused, or the schema has a type the SDK
+/// cannot map.
+pub async fn fetch_uc_schema(config: &WrapperConfiguration) -> Result<Schema> {
+    let table = &config.table_name;
+    let url = config.unity_catalog_url.as_deref().ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "CREATE EXTERNAL TABLE for Zerobus table {table} has no column list, so its schema \
+             is read from Unity Catalog: give 'unity_catalog_url' (or ZEROBUS_UNITY_CATALOG_URL)"
+        ))
+    })?;
+    let url = url.trim_end_matches('/');
+    let fail = |what: String| {
+        DataFusionError::Plan(format!(
+            "reading the schema of {table} from Unity Catalog ({url}): {what}"
+        ))
+    };
+    let mut request =
+        reqwest::Client::new().get(format!("{url}/api/2.1/unity-catalog/tables/{table}"));
+    if let (Some(id), Some(secret)) = (&config.client_id, config.client_secret_str()) {
+        let workspace = workspace_id(&config.zerobus_endpoint);
+        let token = DefaultTokenFactory::get_token(url, table, id, secret, &workspace)
+            .await
+            .map_err(|e| fail(format!("OAuth token: {e}")))?;
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(fail(format!("HTTP {status}: {body}")));
+    }
+    let text = response.text().await.map_err(|e| fail(e.to_string()))?;
+    let uc: UcTableSchema =
+        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected answer: {e}")))?;
+    let decimals = decimal_columns(&text);
+    let schema = arrow_schema_from_uc_schema(&uc).map_err(|e| fail(e.to_string()))?;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match decimals.get(f.name()) {
+            Some(&(p, s)) => f
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Decimal128(p, s)),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(Schema::new(fields))
+}
+
+/// The workspace id the SDK derives from the endpoint (its first host label).
+fn workspace_id(endpoint: &str) -> String {
+    let host = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .unwrap_or(endpoint);
+    host.split('.').next().unwrap_or_default().to_string()
+}
+
+/// Top-level `DECIMAL` columns of a Unity Catalog answer, from `type_text` (`decimal(p,s)`).
+fn decimal_columns(answer: &str) -> HashMap<String, (u8, i8)> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(answer) else {
+        return HashMap::new();
+    };
+    let columns = value["columns"].as_array().cloned().unwrap_or_default();
+    columns
+        .iter()
+        .filter(|c| c["type_name"].as_str() == Some("DECIMAL"))
+        .filter_map(|c| {
+            let name = c["name"].as_str()?;
+            let text = c["type_text"].as_str()?.to_ascii_lowercase();
+            let inner = text.strip_prefix("decimal(")?.strip_suffix(')')?;
+            let (p, s) = inner.split_once(',')?;
+            Some((
+                name.to_string(),
+                (p.trim().parse().ok()?, s.trim().parse().ok()?),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_columns_are_read_from_type_text() {
+        let answer = r#"{"columns":[
+            {"name":"d","type_name":"DECIMAL","type_text":"decimal(10,2)"},
+            {"name":"s","type_name":"STRING","type_text":"string"}]}"#;
+        let found = decimal_columns(answer);
+        assert_eq!(found.get("d"), Some(&(10, 2)));
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn workspace_is_the_first_host_label() {
+        assert_eq!(workspace_id("https://123.zerobus.cloud"), "123");
+        assert_eq!(workspace_id("http://127.0.0.1:5"), "127");
+    }
+}

@@ -1,0 +1,393 @@
+//! Runs the `sql/*.slt` suites against DataFusion with the Zerobus table factory, each file
+//! against a fresh in-process local Zerobus server (memory landing).
+//!
+//! `cargo test --features local,datafusion --test sqllogictests [-- FILTER]`
+//!
+//! Per file the runner:
+//! - pre-creates on the server every table a `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS
+//!   LOCATION '...'` with a column list in the file declares (the server otherwise derives
+//!   a table from the protobuf descriptor, where decimals and timestamps are plain strings
+//!   and integers);
+//! - sets `ZEROBUS_ENDPOINT` and `ZEROBUS_UNITY_CATALOG_URL` to the server (so files may
+//!   omit the options) and the variables `$ENDPOINT`, `$UC_URL` (with
+//!   `control substitution on`);
+//! - for files whose name contains `oauth`, starts the server with OAuth required and puts
+//!   its client credentials in `ZEROBUS_CLIENT_ID` / `ZEROBUS_CLIENT_SECRET` only (the SQL
+//!   never sees them);
+//! - registers `zerobus_landed('c.s.t')`, a table function returning the rows that landed.
+//!
+//! A DML statement's single `count` row becomes `StatementComplete(count)`, so
+//! `statement count N` checks the rows that landed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_zerobus_sdk_wrapper::datafusion as zb;
+use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::catalog::{
+    Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory,
+};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{CreateExternalTable, Expr, LogicalPlan, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use regex::Regex;
+use secrecy::ExposeSecret;
+use sqllogictest::{DBOutput, DefaultColumnType, Record};
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("sql/ directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .filter(|p| {
+            filter
+                .as_deref()
+                .is_none_or(|f| p.to_string_lossy().contains(f))
+        })
+        .collect();
+    files.sort();
+    let (mut passed, mut failed) = (0, 0);
+    for file in &files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let started = Instant::now();
+        match runtime.block_on(run_file(file)) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok      {name} ({:.1?})", started.elapsed());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAILED  {name} ({:.1?})\n{e}", started.elapsed());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Runs one file against its own server.
+async fn run_file(file: &Path) -> Result<(), String> {
+    let mut declared = declared_tables(file).await?;
+    let oauth = file.to_string_lossy().contains("oauth");
+    let server = loop {
+        let mut builder = LocalZerobus::builder()
+            .landing(Landing::Memory)
+            .auth(if oauth { Auth::OAuth } else { Auth::Disabled });
+        for (name, schema) in &declared {
+            builder = builder.table(name.clone(), Arc::clone(schema));
+        }
+        match builder.start().await {
+            Ok(server) => break Arc::new(server),
+            // A table the server cannot store (the file tests that the INSERT fails): leave
+            // it out and let the INSERT find out.
+            Err(e) => {
+                let message = e.to_string();
+                let before = declared.len();
+                declared.retain(|(name, _)| !message.contains(&format!("table {name}:")));
+                if declared.len() == before {
+                    return Err(message);
+                }
+            }
+        }
+    };
+    // Files run one after another, so the process environment is theirs.
+    std::env::set_var("ZEROBUS_ENDPOINT", server.endpoint());
+    std::env::set_var("ZEROBUS_UNITY_CATALOG_URL", server.unity_catalog_url());
+    if oauth {
+        std::env::set_var("ZEROBUS_CLIENT_ID", server.client_id());
+        std::env::set_var(
+            "ZEROBUS_CLIENT_SECRET",
+            server.client_secret().expose_secret(),
+        );
+    } else {
+        std::env::remove_var("ZEROBUS_CLIENT_ID");
+        std::env::remove_var("ZEROBUS_CLIENT_SECRET");
+    }
+
+    let connection_server = Arc::clone(&server);
+    let mut runner = sqllogictest::Runner::new(move || {
+        let server = Arc::clone(&connection_server);
+        async move { Ok::<_, DataFusionError>(DataFusionDb::new(server)) }
+    });
+    runner.set_var("ENDPOINT".into(), server.endpoint());
+    runner.set_var("UC_URL".into(), server.unity_catalog_url());
+    let outcome = runner
+        .run_file_async(file)
+        .await
+        .map_err(|e| e.display(false).to_string());
+    drop(runner);
+    if let Ok(server) = Arc::try_unwrap(server) {
+        server.shutdown().await;
+    }
+    outcome
+}
+
+/// The `(location, schema)` of every `STORED AS ZEROBUS` table the file declares with a
+/// column list, found by planning its CREATE EXTERNAL TABLE statements with a recording
+/// factory.
+async fn declared_tables(file: &Path) -> Result<Vec<(String, SchemaRef)>, String> {
+    let records = sqllogictest::parse_file::<DefaultColumnType>(file).map_err(|e| e.to_string())?;
+    let recorder = Arc::new(Recorder::default());
+    let ctx = SessionContext::new_with_config(session_config());
+    ctx.state_ref()
+        .write()
+        .table_factories_mut()
+        .insert(zb::FACTORY_KEY.into(), recorder.clone());
+    for record in records {
+        if let Record::Statement { sql, .. } = record {
+            let upper = sql.to_ascii_uppercase();
+            if upper.contains("CREATE EXTERNAL TABLE") && upper.contains("STORED AS ZEROBUS") {
+                // Errors (bad options, ...) are the file's business, not the runner's.
+                let _ = ctx.sql(&sql).await;
+            }
+        }
+    }
+    let tables = recorder.tables.lock().unwrap().clone();
+    Ok(tables.into_iter().collect())
+}
+
+/// A table factory that records the locations and schemas it is asked for.
+#[derive(Debug, Default)]
+struct Recorder {
+    tables: Mutex<HashMap<String, SchemaRef>>,
+}
+
+#[async_trait]
+impl TableProviderFactory for Recorder {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let schema: SchemaRef = Arc::new(cmd.schema.as_arrow().clone());
+        if let [location] = cmd.locations.as_slice() {
+            if !schema.fields().is_empty() {
+                self.tables
+                    .lock()
+                    .unwrap()
+                    .entry(location.clone())
+                    .or_insert_with(|| Arc::clone(&schema));
+            }
+        }
+        Ok(Arc::new(EmptyTable::new(schema)))
+    }
+}
+
+/// The session settings of every file: 4 target partitions, `information_schema`, and
+/// UTC as the time zone of `TIMESTAMP WITH TIME ZONE` columns.
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(4)
+        .with_information_schema(true);
+    config.options_mut().execution.time_zone = Some("UTC".into());
+    config
+}
+
+/// One connection: a DataFusion session with the Zerobus factory and `zerobus_landed`.
+struct DataFusionDb {
+    ctx: SessionContext,
+}
+
+impl DataFusionDb {
+    fn new(server: Arc<LocalZerobus>) -> Self {
+        let ctx = SessionContext::new_with_config(session_config());
+        zb::register(&ctx);
+        ctx.register_udtf("zerobus_landed", Arc::new(Landed { server }));
+        Self { ctx }
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for DataFusionDb {
+    type Error = DataFusionError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>> {
+        let frame = self.ctx.sql(sql).await?;
+        let is_dml = matches!(frame.logical_plan(), LogicalPlan::Dml(_));
+        let schema = frame.schema().as_arrow().clone();
+        let batches = frame.collect().await?;
+        if is_dml {
+            return Ok(DBOutput::StatementComplete(dml_count(&batches)?));
+        }
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        Ok(DBOutput::Rows {
+            types,
+            rows: format_rows(&batches)?,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "datafusion"
+    }
+
+    async fn sleep(duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// The `count` of a DML statement's single row.
+fn dml_count(batches: &[RecordBatch]) -> Result<u64> {
+    let counts: Vec<u64> = batches
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    match counts.as_slice() {
+        [count] => Ok(*count),
+        other => Err(DataFusionError::Internal(format!(
+            "a DML statement returned {} count rows",
+            other.len()
+        ))),
+    }
+}
+
+fn column_type(data_type: &DataType) -> DefaultColumnType {
+    match data_type {
+        t if t.is_integer() => DefaultColumnType::Integer,
+        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
+            DefaultColumnType::FloatingPoint
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DefaultColumnType::Text,
+        _ => DefaultColumnType::Any,
+    }
+}
+
+/// Every value as text; nulls as `NULL`, empty strings as `(empty)`, trailing whitespace
+/// trimmed, and durations and byte sizes of `EXPLAIN ANALYZE` metrics as `<time>` and
+/// `<bytes>` (they differ from run to run).
+fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+    let times = Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").expect("regex");
+    let sizes = Regex::new(r"\b\d+(\.\d+)? (B|KB|MB|GB)\b").expect("regex");
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| {
+                    let text = f.value(row).to_string();
+                    let text = times.replace_all(text.trim_end(), "<time>");
+                    sizes.replace_all(&text, "<bytes>").into_owned()
+                })
+                .collect();
+            push_row(&mut rows, cells);
+        }
+    }
+    Ok(rows)
+}
+
+/// Appends `cells` as a row; a multi-line cell (an `EXPLAIN` plan) continues on rows of
+/// its own, one per line, so files can write plans line by line.
+fn push_row(rows: &mut Vec<Vec<String>>, cells: Vec<String>) {
+    let mut continuation = Vec::new();
+    let first = cells
+        .into_iter()
+        .map(|cell| {
+            let mut lines = cell.lines().map(str::to_string);
+            let head = lines.next().unwrap_or_default();
+            continuation.extend(lines.map(|line| vec![line]));
+            if head.is_empty() {
+                "(empty)".to_string()
+            } else {
+                head
+            }
+        })
+        .collect();
+    rows.push(first);
+    rows.extend(continuation);
+}
+
+/// `zerobus_landed('catalog.schema.table')`: the rows that landed in a table of the local
+/// server, read when the query runs.
+#[derive(Debug)]
+struct Landed {
+    server: Arc<LocalZerobus>,
+}
+
+impl TableFunctionImpl for Landed {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let table = match args.exprs() {
+            [Expr::Literal(ScalarValue::Utf8(Some(name)), _)] => name.clone(),
+            _ => {
+                return Err(DataFusionError::Plan(
+                    "zerobus_landed takes one string literal: 'catalog.schema.table'".into(),
+                ))
+            }
+        };
+        let schema = self.server.table_schema(&table).ok_or_else(|| {
+            DataFusionError::Plan(format!("zerobus_landed: the server has no table {table}"))
+        })?;
+        Ok(Arc::new(LandedTable {
+            server: Arc::clone(&self.server),
+            table,
+            schema,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct LandedTable {
+    server: Arc<LocalZerobus>,
+    table: String,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for LandedTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self
+            .server
+            .read_table(&self.table)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let memory = MemTable::try_new(Arc::clone(&self.schema), vec![vec![batch]])?;
+        memory.scan(state, projection, filters, limit).await
+    }
+}
