@@ -22,7 +22,7 @@ use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_request, zerobus_client::ZerobusClient,
 };
-use databricks_zerobus_ingest_sdk::{ZerobusError as SdkError, ZerobusSdk};
+use databricks_zerobus_ingest_sdk::ZerobusError as SdkError;
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
