@@ -83,19 +83,6 @@ impl<'a> Out<'a> {
             self.pos += 1;
             return;
         }
-        let len = varint_len(value);
-        if len <= 8 {
-            // Up to 56 bits: spread the 7-bit groups over the bytes of one word and set the
-            // continuation bit of every byte but the last, then copy `len` bytes with
-            // fixed-size moves. No loop, no per-byte branch.
-            let mut spread = 0u64;
-            for k in 0..8 {
-                spread |= ((value >> (7 * k)) & 0x7f) << (8 * k);
-            }
-            let more = 0x8080_8080_8080_8080u64 & ((1u64 << (8 * (len - 1))) - 1);
-            self.bytes(&(spread | more).to_le_bytes()[..len]);
-            return;
-        }
         if value >> 63 == 1 {
             // Negative int32/int64 values always take ten bytes: unrolled, one bounds check.
             let out = &mut self.buf[self.pos..self.pos + 10];
@@ -106,13 +93,14 @@ impl<'a> Out<'a> {
             self.pos += 10;
             return;
         }
-        // Nine bytes (57 to 63 bits).
-        let out = &mut self.buf[self.pos..self.pos + 9];
-        for (k, byte) in out[..8].iter_mut().enumerate() {
-            *byte = (value >> (7 * k)) as u8 | 0x80;
+        let mut value = value;
+        while value >= 0x80 {
+            self.buf[self.pos] = (value as u8) | 0x80;
+            value >>= 7;
+            self.pos += 1;
         }
-        out[8] = (value >> 56) as u8;
-        self.pos += 9;
+        self.buf[self.pos] = value as u8;
+        self.pos += 1;
     }
 
     #[inline(always)]
