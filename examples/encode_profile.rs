@@ -24,6 +24,7 @@ use arrow::datatypes::{DataType, Field, Fields};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 
+/// Rows of each bench batch.
 pub const ROWS: usize = 100_000;
 
 /// xorshift64*, for deterministic data.
