@@ -92,7 +92,13 @@ pub(crate) fn codec<'a>(
                     Ok((field.name().as_str(), child))
                 })
                 .collect::<Result<_, ZerobusError>>()?;
-            Box::new(MessageCodec::new(n, array.nulls(), on_null, children))
+            Box::new(MessageCodec::new(
+                n,
+                array.len(),
+                array.nulls(),
+                on_null,
+                children,
+            ))
         }
         A::List(_) => {
             let list = array.as_list::<i32>();
@@ -135,6 +141,7 @@ pub(crate) fn codec<'a>(
             let map = array.as_map();
             let entry = MessageCodec::new(
                 n,
+                map.entries().len(),
                 None,
                 OnNull::Reject(ConversionErrorKind::NullListElement),
                 vec![

@@ -98,9 +98,21 @@ pub(crate) trait FieldCodec {
     /// Encoded bytes of the field for element `i`, key included; 0 when absent.
     fn size(&self, i: usize) -> Result<usize, ValueError>;
 
-    /// Writes the field for element `i`. Only called for elements whose `size` succeeded,
-    /// and writes exactly that many bytes.
-    fn write(&self, i: usize, out: &mut Out<'_>);
+    /// Writes the field for element `i`, which is not null. Only called for elements whose
+    /// `size` succeeded, and writes exactly that many bytes.
+    fn write_valid(&self, i: usize, out: &mut Out<'_>);
+
+    /// Which elements are null (`None`: none are). Null elements are written as nothing.
+    fn nulls(&self) -> Option<&NullBuffer>;
+
+    /// Writes the field for element `i` (nothing when it is null). Only called for
+    /// elements whose `size` succeeded, and writes exactly that many bytes.
+    #[inline(always)]
+    fn write(&self, i: usize, out: &mut Out<'_>) {
+        if !is_null(self.nulls(), i) {
+            self.write_valid(i, out);
+        }
+    }
 
     /// Adds the field's size for each row of `rows` to `sizes` (`sizes[k]` is row
     /// `rows.start + k`); rows that fail go to `failures`.
@@ -122,20 +134,42 @@ pub(crate) trait FieldCodec {
         buf: &mut [u8],
         cursors: &mut [usize],
     ) {
-        // Plain loops (no closure) so `write` inlines and the position stays in a register.
-        match rows {
-            Rows::Range(range) => {
-                for (i, cursor) in range.zip(cursors.iter_mut()) {
+        // The null test is chosen once per column: a column without nulls has none per row.
+        match self.nulls() {
+            None => write_rows(self, rows, first_row, buf, cursors, |_| true),
+            Some(nulls) => write_rows(self, rows, first_row, buf, cursors, |i| nulls.is_valid(i)),
+        }
+    }
+}
+
+/// The write loop over `rows`, writing the rows for which `valid` holds.
+#[inline(always)]
+fn write_rows<C: FieldCodec + ?Sized>(
+    codec: &C,
+    rows: Rows<'_>,
+    first_row: usize,
+    buf: &mut [u8],
+    cursors: &mut [usize],
+    valid: impl Fn(usize) -> bool,
+) {
+    // Plain loops (no closure over the write) so `write_valid` inlines and the position
+    // stays in a register.
+    match rows {
+        Rows::Range(range) => {
+            for (i, cursor) in range.zip(cursors.iter_mut()) {
+                if valid(i) {
                     let mut out = Out::at(buf, *cursor);
-                    self.write(i, &mut out);
+                    codec.write_valid(i, &mut out);
                     *cursor = out.pos;
                 }
             }
-            Rows::Only(rows) => {
-                for &i in rows {
+        }
+        Rows::Only(rows) => {
+            for &i in rows {
+                if valid(i) {
                     let cursor = &mut cursors[i - first_row];
                     let mut out = Out::at(buf, *cursor);
-                    self.write(i, &mut out);
+                    codec.write_valid(i, &mut out);
                     *cursor = out.pos;
                 }
             }

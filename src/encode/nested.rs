@@ -1,6 +1,8 @@
 //! Codecs for nested and indirect columns: messages (structs, map entries), repeated fields
 //! (lists, maps), and the encodings that point into a values array (dictionary, run-end).
 
+use std::cell::Cell;
+
 use arrow::buffer::NullBuffer;
 
 use super::codec::{is_null, BoxedCodec, FieldCodec, OnNull, ValueError};
@@ -13,11 +15,16 @@ pub(crate) struct MessageCodec<'a> {
     on_null: OnNull,
     /// The fields in field-number order, with their names for error paths.
     children: Vec<(&'a str, BoxedCodec<'a>)>,
+    /// Body size of each element, kept by `size` for `write` (which only runs for elements
+    /// sized before it), so the write pass does not size the children again.
+    body_sizes: Vec<Cell<usize>>,
 }
 
 impl<'a> MessageCodec<'a> {
+    /// A codec for the `len` elements of a struct-like array.
     pub(crate) fn new(
         field_number: u32,
+        len: usize,
         nulls: Option<&'a NullBuffer>,
         on_null: OnNull,
         children: Vec<(&'a str, BoxedCodec<'a>)>,
@@ -27,6 +34,7 @@ impl<'a> MessageCodec<'a> {
             nulls,
             on_null,
             children,
+            body_sizes: vec![Cell::new(0); len],
         }
     }
 
@@ -43,15 +51,16 @@ impl FieldCodec for MessageCodec<'_> {
             return self.on_null.size();
         }
         let body = self.body_size(i)?;
+        self.body_sizes[i].set(body);
         Ok(self.tag.len() + varint_len(body as u64) + body)
     }
 
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if is_null(self.nulls, i) {
-            return;
-        }
-        // Recomputed rather than cached: `write` only runs for rows whose `size` succeeded.
-        let body = self.body_size(i).unwrap_or_default();
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls
+    }
+
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
+        let body = self.body_sizes[i].get();
         out.tag(&self.tag);
         out.varint(body as u64);
         for (_, child) in &self.children {
@@ -141,10 +150,11 @@ impl FieldCodec for RepeatedCodec<'_> {
         })
     }
 
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if is_null(self.nulls, i) {
-            return;
-        }
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls
+    }
+
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         for j in self.ranges.range(i) {
             self.element.write(j, out);
         }
@@ -184,9 +194,11 @@ impl FieldCodec for IndirectCodec<'_> {
         self.values.size(self.index[i])
     }
 
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if !is_null(self.nulls, i) {
-            self.values.write(self.index[i], out);
-        }
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls
+    }
+
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
+        self.values.write(self.index[i], out);
     }
 }

@@ -143,11 +143,12 @@ impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'
         Ok(self.tag.len() + varint_len(value))
     }
 
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls
+    }
+
     #[inline(always)]
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if is_null(self.nulls, i) {
-            return;
-        }
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         if let Ok(value) = self.map.to_varint(self.values[i]) {
             out.tag(&self.tag);
             out.varint(value);
@@ -248,11 +249,12 @@ where
         Ok(self.tag.len() + W::LEN)
     }
 
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls
+    }
+
     #[inline(always)]
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if is_null(self.nulls, i) {
-            return;
-        }
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         out.tag(&self.tag);
         self.values[i].into().put(out);
     }
@@ -304,13 +306,31 @@ impl FieldCodec for BoolCodec<'_> {
         Ok(self.tag.len() + 1)
     }
 
+    fn nulls(&self) -> Option<&NullBuffer> {
+        Array::nulls(self.array)
+    }
+
     #[inline(always)]
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if self.array.is_null(i) {
-            return;
-        }
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         out.tag(&self.tag);
         out.varint(u64::from(self.array.value(i)));
+    }
+
+    fn size_column(
+        &self,
+        rows: Range<usize>,
+        sizes: &mut [usize],
+        failures: &mut Vec<(usize, ValueError)>,
+    ) {
+        if self.on_null != OnNull::Absent {
+            return size_rows(self, rows, sizes, failures);
+        }
+        // Nulls are simply absent: branch-free.
+        let field = self.tag.len() + 1;
+        let nulls = Array::nulls(self.array);
+        for (i, size) in rows.zip(sizes.iter_mut()) {
+            *size += usize::from(!is_null(nulls, i)) * field;
+        }
     }
 }
 
@@ -378,11 +398,12 @@ impl<A: ByteValues> FieldCodec for BytesCodec<A> {
         Ok(self.tag.len() + varint_len(len as u64) + len)
     }
 
+    fn nulls(&self) -> Option<&NullBuffer> {
+        self.array.nulls()
+    }
+
     #[inline(always)]
-    fn write(&self, i: usize, out: &mut Out<'_>) {
-        if is_null(self.array.nulls(), i) {
-            return;
-        }
+    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         let bytes = self.array.bytes(i);
         out.tag(&self.tag);
         out.varint(bytes.len() as u64);
@@ -429,7 +450,11 @@ impl FieldCodec for NullCodec {
         self.on_null.size()
     }
 
-    fn write(&self, _: usize, _: &mut Out<'_>) {}
+    fn nulls(&self) -> Option<&NullBuffer> {
+        None
+    }
+
+    fn write_valid(&self, _: usize, _: &mut Out<'_>) {}
 }
 
 #[cfg(test)]

@@ -76,7 +76,13 @@ impl<'a> Out<'a> {
     }
 
     #[inline(always)]
-    pub(crate) fn varint(&mut self, mut value: u64) {
+    pub(crate) fn varint(&mut self, value: u64) {
+        if value < 0x80 {
+            // One byte: tags, short lengths, booleans, small numbers.
+            self.buf[self.pos] = value as u8;
+            self.pos += 1;
+            return;
+        }
         if value >> 63 == 1 {
             // Negative int32/int64 values always take ten bytes: unrolled, one bounds check.
             let out = &mut self.buf[self.pos..self.pos + 10];
@@ -87,6 +93,7 @@ impl<'a> Out<'a> {
             self.pos += 10;
             return;
         }
+        let mut value = value;
         while value >= 0x80 {
             self.buf[self.pos] = (value as u8) | 0x80;
             value >>= 7;
@@ -133,17 +140,11 @@ mod tests {
 
     #[test]
     fn varint_lengths_match_prost() {
-        for value in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-            i64::MAX as u64,
-        ] {
+        let edges = (0..64).flat_map(|bits| {
+            let top = 1u64 << bits;
+            [top - 1, top, top | 0x5555_5555_5555_5555 >> (63 - bits)]
+        });
+        for value in edges.chain([u32::MAX as u64, u64::MAX, i64::MAX as u64]) {
             assert_eq!(
                 varint_len(value),
                 prost::encoding::encoded_len_varint(value),
