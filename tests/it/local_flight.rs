@@ -376,7 +376,8 @@ async fn many_types_land_value_by_value(
         template.sent.project(columns)?,
         template.stored.project(columns)?,
     );
-    let server = server(|b| b.table(TABLE, stored.schema())).await?;
+    // The default landing: a real Delta table, read back from its Parquet files.
+    let server = server(|b| b.table(TABLE, stored.schema()).landing(Landing::Delta)).await?;
     let sdk = sdk(&server)?;
     let reconnects = Arc::new(Reconnects::default());
     let mut stream = arrow_stream(&sdk, sent.schema(), &reconnects).await?;

@@ -251,12 +251,13 @@ enum Via {
     Json,
 }
 
-/// Sends `rows` rows of `columns` of the every-type table (created up front) in chunks of
-/// [`CHUNK`] via `via`, then reads the table back and compares it row for row.
+/// Sends `rows` rows of `columns` of the every-type table (created up front, landing in a
+/// Delta table) in chunks of [`CHUNK`] via `via`, then reads the Delta table back and
+/// compares it row for row.
 async fn round_trip(via: Via, columns: &[&str], rows: usize) -> TestResult {
     let schema = every_type::project(columns);
+    // The default landing: a real Delta table, read back from its Parquet files.
     let server = LocalZerobus::builder()
-        .landing(Landing::Memory)
         .table(TABLE, Arc::clone(&schema))
         .start()
         .await?;
