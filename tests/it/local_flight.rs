@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{sdk, timestamp_field};
+use crate::support::{heavy_test_slot, sdk, timestamp_field};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder,
@@ -415,6 +415,7 @@ async fn many_types_land_value_by_value(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_rows_of_flat_types_land_value_by_value() -> TestResult {
     let flat: Vec<usize> = (0..13).collect();
+    let _alone = heavy_test_slot().await;
     many_types_land_value_by_value(&flat, 1_000_000, 50_000).await
 }
 

@@ -10,7 +10,7 @@ mod every_type;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::support::{sdk, timestamp_field};
+use crate::support::{heavy_test_slot, sdk, timestamp_field};
 use arrow::array::{
     Array, Int32Builder, Int64Array, ListBuilder, RecordBatch, StringArray,
     TimestampMicrosecondArray,
@@ -336,16 +336,19 @@ async fn round_trip_every_type(via: Via) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiled_proto_lands_a_million_rows() -> TestResult {
+    let _alone = heavy_test_slot().await;
     round_trip(Via::CompiledProto, &every_type::LEAN, MILLION).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_proto_lands_a_million_rows() -> TestResult {
+    let _alone = heavy_test_slot().await;
     round_trip(Via::DynamicProto, &every_type::LEAN, MILLION).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lands_a_million_rows() -> TestResult {
+    let _alone = heavy_test_slot().await;
     round_trip(Via::Json, &every_type::LEAN, MILLION).await
 }
 

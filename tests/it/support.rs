@@ -23,3 +23,10 @@ pub fn timestamp_field(name: &str, utc: bool) -> Field {
     let tz = utc.then(|| "UTC".into());
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, tz), true)
 }
+
+/// Serializes the million-row tests: each one alone saturates the two cores of a CI
+/// machine in a debug build, and several at once can push a client past its flush timeout.
+pub async fn heavy_test_slot() -> tokio::sync::MutexGuard<'static, ()> {
+    static SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SLOT.lock().await
+}

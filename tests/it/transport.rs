@@ -351,3 +351,50 @@ async fn rows_failing_encoding_are_reported_while_the_rest_land() {
     assert_eq!(landed.column(1).null_count(), 0);
     server.shutdown().await;
 }
+
+/// A run several times longer than the token lifetime, with streams rotated every second:
+/// the wrapper (through the SDK) mints new tokens as they expire and no row is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_over_a_run_longer_than_their_lifetime() {
+    use arrow_zerobus_sdk_wrapper::local::Auth;
+    use secrecy::ExposeSecret;
+
+    let table = "cat.sch.token_refresh";
+    let server = LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .auth(Auth::OAuth)
+        .token_ttl(Duration::from_secs(2))
+        .stream_lifetime(Duration::from_secs(1))
+        .table(table, table_schema())
+        .start()
+        .await
+        .expect("local server");
+    let config = WrapperConfiguration::new(server.endpoint(), table)
+        .with_credentials(
+            server.client_id().to_string(),
+            server.client_secret().expose_secret().to_string(),
+        )
+        .with_unity_catalog(server.unity_catalog_url())
+        .with_retry_config(6, 5, 200);
+    let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
+    let started = std::time::Instant::now();
+    let mut sent = Vec::new();
+    let mut n = 0;
+    // About four token lifetimes.
+    while started.elapsed() < Duration::from_secs(8) {
+        let b = batch(n * 200, 200);
+        assert_all_delivered(&wrapper.send_batch(b.clone()).await.expect("send"));
+        sent.push(b);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wrapper.shutdown().await.expect("shutdown");
+    assert_landed_equals(&server, table, &sent).await;
+    let tokens = server.tokens_issued();
+    assert!(
+        tokens >= 3,
+        "only {tokens} tokens issued over {:?} with a 2 s lifetime",
+        started.elapsed()
+    );
+    server.shutdown().await;
+}
