@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, TimeUnit};
-use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::{ZerobusError as SdkError, ZerobusSdk};
 
 /// The official SDK pointed at `server`'s gRPC and Unity Catalog endpoints: plaintext, no
@@ -29,4 +29,14 @@ pub fn timestamp_field(name: &str, utc: bool) -> Field {
 pub async fn heavy_test_slot() -> tokio::sync::MutexGuard<'static, ()> {
     static SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     SLOT.lock().await
+}
+
+/// A server keeping rows in memory, with `table` created up front with `schema`.
+pub async fn memory_server(table: &str, schema: SchemaRef) -> LocalZerobus {
+    LocalZerobus::builder()
+        .landing(Landing::Memory)
+        .table(table, schema)
+        .start()
+        .await
+        .expect("local server")
 }

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
+
+use crate::support::memory_server;
 use arrow_zerobus_sdk_wrapper::{OtlpConfig, WrapperConfiguration, ZerobusWrapper};
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{KeyValue, Value};
@@ -77,15 +79,6 @@ fn batch_with_bad_ids(ids: Vec<u64>) -> RecordBatch {
     .expect("batch")
 }
 
-async fn memory_server(table: &str) -> LocalZerobus {
-    LocalZerobus::builder()
-        .landing(Landing::Memory)
-        .table(table, table_schema())
-        .start()
-        .await
-        .expect("local server")
-}
-
 async fn observed_wrapper(server: &LocalZerobus, table: &str) -> ZerobusWrapper {
     exporters();
     let config = WrapperConfiguration::new(server.endpoint(), table)
@@ -146,7 +139,7 @@ fn metrics_of(table: &str) -> BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_records_rows_batches_bytes_durations_and_spans() {
     let table = "cat.sch.otel_run";
-    let server = memory_server(table).await;
+    let server = memory_server(table, table_schema()).await;
     let wrapper = observed_wrapper(&server, table).await;
 
     let mut results = Vec::new();
@@ -261,7 +254,7 @@ async fn a_run_records_rows_batches_bytes_durations_and_spans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_and_retries_are_counted() {
     let table = "cat.sch.otel_faults";
-    let server = memory_server(table).await;
+    let server = memory_server(table, table_schema()).await;
     let wrapper = observed_wrapper(&server, table).await;
     let first = wrapper.send_batch(batch(0, 400)).await.expect("send");
     assert!(first.success);

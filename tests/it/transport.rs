@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::timestamp_field;
+use crate::support::{memory_server, timestamp_field};
 use arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -68,15 +68,6 @@ fn batch(first: i64, rows: usize) -> RecordBatch {
         ),
     ];
     RecordBatch::try_new(table_schema(), columns).expect("batch")
-}
-
-async fn server_with(table: &str) -> LocalZerobus {
-    LocalZerobus::builder()
-        .landing(Landing::Memory)
-        .table(table, table_schema())
-        .start()
-        .await
-        .expect("local server")
 }
 
 async fn wrapper_for(server: &LocalZerobus, table: &str) -> ZerobusWrapper {
@@ -168,7 +159,7 @@ async fn assert_landed_equals(server: &LocalZerobus, table: &str, sent: &[Record
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_of_every_type_land_value_by_value() {
     let table = "cat.sch.types";
-    let server = server_with(table).await;
+    let server = memory_server(table, table_schema()).await;
     let wrapper = wrapper_for(&server, table).await;
     let sent: Vec<RecordBatch> = (0..3).map(|i| batch(i * 1000, 250)).collect();
     for b in &sent {
@@ -186,7 +177,7 @@ async fn batches_of_every_type_land_value_by_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_times_a_hundred_batches_are_all_accounted_for() {
     let table = "cat.sch.concurrent";
-    let server = server_with(table).await;
+    let server = memory_server(table, table_schema()).await;
     let wrapper = wrapper_for(&server, table).await;
     let tasks: Vec<_> = (0..64i64)
         .map(|task| {
@@ -216,7 +207,7 @@ async fn sixty_four_tasks_times_a_hundred_batches_are_all_accounted_for() {
 
 /// Sends 24 batches of 400 rows from 4 tasks through `arm`'s fault; nothing may be lost.
 async fn survives(table: &str, arm: impl FnOnce(&LocalZerobus)) -> usize {
-    let server = server_with(table).await;
+    let server = memory_server(table, table_schema()).await;
     let wrapper = wrapper_for(&server, table).await;
     // A first batch opens the stream, so that creation faults hit re-creations too.
     let first = batch(0, 400);
@@ -286,7 +277,7 @@ async fn no_row_is_lost_when_the_sdk_recovery_gives_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_creation_failures_are_retried() {
     let table = "cat.sch.create";
-    let server = server_with(table).await;
+    let server = memory_server(table, table_schema()).await;
     server
         .faults(table)
         .fail_stream_creation(3, Code::Unavailable);
