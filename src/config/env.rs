@@ -15,6 +15,7 @@ pub(super) const ENV_UNITY_CATALOG_URL: &str = "ZEROBUS_UNITY_CATALOG_URL";
 pub(super) const ENV_WRITER_DISABLED: &str = "ZEROBUS_WRITER_DISABLED";
 pub(super) const ENV_MAX_RECORD_SIZE_BYTES: &str = "ZEROBUS_MAX_RECORD_SIZE_BYTES";
 pub(super) const ENV_TRANSPORT: &str = "ZEROBUS_TRANSPORT";
+pub(super) const ENV_MULTIPLEXED_STREAMS: &str = "ZEROBUS_MULTIPLEXED_STREAMS";
 pub(super) const ENV_SCHEMA_CHECK: &str = "ZEROBUS_SCHEMA_CHECK";
 pub(super) const ENV_DEBUG_ENABLED: &str = "DEBUG_ENABLED";
 pub(super) const ENV_DEBUG_ARROW_ENABLED: &str = "DEBUG_ARROW_ENABLED";
@@ -69,6 +70,9 @@ impl WrapperConfiguration {
                     "{ENV_TRANSPORT}: unknown transport '{v}' (expected protobuf or arrow_flight)"
                 ))
             })?;
+        }
+        if let Some(v) = get(ENV_MULTIPLEXED_STREAMS) {
+            self.multiplexed_streams = parse_env_number(ENV_MULTIPLEXED_STREAMS, &v)?;
         }
         if let Some(v) = get(ENV_SCHEMA_CHECK) {
             self.schema_check = parse_env_bool(ENV_SCHEMA_CHECK, &v)?;

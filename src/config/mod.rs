@@ -25,6 +25,7 @@
 //! client_secret: ...             # optional (prefer the environment)
 //! writer_disabled: false
 //! transport: protobuf            # or arrow_flight
+//! multiplexed_streams: 1         # streams per table schema, 1..=64
 //! schema_check: false            # check batches against the Unity Catalog table first
 //! max_record_size_bytes: 10420224
 //! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
@@ -44,7 +45,8 @@
 //!
 //! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
 //! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
-//! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`), `ZEROBUS_SCHEMA_CHECK`,
+//! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`), `ZEROBUS_MULTIPLEXED_STREAMS`,
+//! `ZEROBUS_SCHEMA_CHECK`,
 //! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
 //! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
 //! `DEBUG_ROTATION_INTERVAL_SECS`.
@@ -78,6 +80,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, ZerobusError};
 
 pub use crate::encode::DEFAULT_MAX_RECORD_SIZE_BYTES;
+
+/// Most streams [`WrapperConfiguration::multiplexed_streams`] may ask for (the official
+/// SDK's bound for a multiplexed stream).
+pub const MAX_MULTIPLEXED_STREAMS: usize = 64;
+
+/// Fewest rows of a batch part sent on a stream of its own when a batch is split over
+/// multiplexed streams (smaller batches are not split).
+pub const MIN_ROWS_PER_STREAM_PART: usize = 1024;
 
 const DEFAULT_DEBUG_FLUSH_INTERVAL_SECS: u64 = 5;
 const DEFAULT_DEBUG_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
@@ -206,6 +216,9 @@ pub struct WrapperConfiguration {
     pub max_record_size_bytes: usize,
     /// How records travel (default [`TransportKind::Protobuf`]).
     pub transport: TransportKind,
+    /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
+    /// [`with_multiplexed_streams`](Self::with_multiplexed_streams).
+    pub multiplexed_streams: usize,
     /// Check every batch against the table's columns in Unity Catalog before sending
     /// (default `false`; needs `unity_catalog_url`; see [`crate::uc`]).
     pub schema_check: bool,
@@ -236,6 +249,7 @@ impl WrapperConfiguration {
             zerobus_writer_disabled: false,
             max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
             transport: TransportKind::default(),
+            multiplexed_streams: 1,
             schema_check: false,
         }
     }
@@ -345,6 +359,31 @@ impl WrapperConfiguration {
         self
     }
 
+    /// Spreads the records over `streams` streams to the table instead of one (default 1;
+    /// at most [`MAX_MULTIPLEXED_STREAMS`], the official SDK's bound for its multiplexed
+    /// streams).
+    ///
+    /// One stream carries one request at a time per acknowledgement window; several
+    /// streams let the service decode and commit in parallel. Batches go to the streams
+    /// in turn, and a batch cut into fewer chunks than there are streams is split so
+    /// that each part (at least [`MIN_ROWS_PER_STREAM_PART`] rows) goes to its own
+    /// stream. Each stream recovers on its own (retry, resend of its unacknowledged
+    /// records, isolation of refused rows), so one failing stream never stops the
+    /// others. Rows keep their order within a stream only: with more than one stream,
+    /// the table may receive rows in a different order than they were sent.
+    ///
+    /// ```
+    /// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
+    ///
+    /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
+    ///     .with_multiplexed_streams(4);
+    /// assert_eq!(config.multiplexed_streams, 4);
+    /// ```
+    pub fn with_multiplexed_streams(mut self, streams: usize) -> Self {
+        self.multiplexed_streams = streams;
+        self
+    }
+
     /// Turns the Unity Catalog schema check on or off (see [`crate::uc`]).
     pub fn with_schema_check(mut self, enabled: bool) -> Self {
         self.schema_check = enabled;
@@ -397,6 +436,12 @@ impl WrapperConfiguration {
             return Err(config_error(
                 "schema_check: needs unity_catalog_url (the table's columns are read from Unity Catalog)",
             ));
+        }
+        if !(1..=MAX_MULTIPLEXED_STREAMS).contains(&self.multiplexed_streams) {
+            return Err(config_error(format!(
+                "multiplexed_streams: must be between 1 and {MAX_MULTIPLEXED_STREAMS}, got {}",
+                self.multiplexed_streams
+            )));
         }
         if self.retry_max_attempts == 0 {
             return Err(config_error(

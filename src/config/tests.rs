@@ -736,3 +736,30 @@ fn schema_check_from_builder_yaml_and_env() {
     let message = config_message(no_catalog.validate());
     assert!(message.starts_with("schema_check:"), "{message}");
 }
+
+#[test]
+fn multiplexed_streams_from_builder_yaml_and_env_and_their_bounds() {
+    assert_eq!(valid().multiplexed_streams, 1, "one stream by default");
+    assert_eq!(valid().with_multiplexed_streams(8).multiplexed_streams, 8);
+
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\nmultiplexed_streams: 3\n";
+    let from_yaml = WrapperConfiguration::from_yaml_str(yaml).expect("yaml");
+    assert_eq!(from_yaml.multiplexed_streams, 3);
+    let from_env =
+        apply_env(from_yaml, &[("ZEROBUS_MULTIPLEXED_STREAMS", " 5 ")]).expect("env wins");
+    assert_eq!(from_env.multiplexed_streams, 5);
+    let bad_env = apply_env(valid(), &[("ZEROBUS_MULTIPLEXED_STREAMS", "many")]);
+    assert!(config_message(bad_env).contains("ZEROBUS_MULTIPLEXED_STREAMS"));
+
+    valid()
+        .with_multiplexed_streams(MAX_MULTIPLEXED_STREAMS)
+        .validate()
+        .expect("the SDK's bound is allowed");
+    for streams in [0, MAX_MULTIPLEXED_STREAMS + 1] {
+        let message = config_message(valid().with_multiplexed_streams(streams).validate());
+        assert!(
+            message.starts_with("multiplexed_streams:") && message.contains("between 1 and 64"),
+            "{message}"
+        );
+    }
+}

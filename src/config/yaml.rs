@@ -83,6 +83,8 @@ struct RawConfig {
     #[serde(default)]
     transport: Option<TransportKind>,
     #[serde(default)]
+    multiplexed_streams: Option<usize>,
+    #[serde(default)]
     schema_check: Option<bool>,
     #[serde(default)]
     retry: Option<RawRetry>,
@@ -135,6 +137,7 @@ impl RawConfig {
             .max_record_size_bytes
             .unwrap_or(c.max_record_size_bytes);
         c.transport = self.transport.unwrap_or(c.transport);
+        c.multiplexed_streams = self.multiplexed_streams.unwrap_or(c.multiplexed_streams);
         c.schema_check = self.schema_check.unwrap_or(c.schema_check);
         let retry = self.retry.unwrap_or_default();
         c.retry_max_attempts = retry.max_attempts.unwrap_or(c.retry_max_attempts);

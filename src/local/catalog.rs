@@ -43,6 +43,8 @@ pub struct Counters {
     /// Records identical to one received before on the table (a resend after recovery,
     /// or a genuinely repeated row).
     pub duplicates: u64,
+    /// Streams (gRPC or Arrow Flight) opened on the table.
+    pub streams_opened: u64,
 }
 
 /// Resolves once the rows handed to [`Table::submit`] are durable.
@@ -123,6 +125,11 @@ impl Table {
     pub(crate) fn submit(&self, batch: RecordBatch) -> Commit {
         lock(&self.counters).received += batch.num_rows() as u64;
         self.sink.submit(batch)
+    }
+
+    /// Records that one more stream writes to this table.
+    pub(crate) fn count_stream(&self) {
+        lock(&self.counters).streams_opened += 1;
     }
 
     /// Records `rows` as committed.
@@ -323,10 +330,12 @@ impl Catalog {
         name: &str,
         proposed: impl FnOnce() -> Result<SchemaRef, Status>,
     ) -> Result<Arc<Table>, Status> {
-        match self.existing(name)? {
-            Some(table) => Ok(table),
-            None => self.create(name, proposed()?),
-        }
+        let table = match self.existing(name)? {
+            Some(table) => table,
+            None => self.create(name, proposed()?)?,
+        };
+        table.count_stream();
+        Ok(table)
     }
 
     /// The table if it exists; `None` if a stream may create it; `NOT_FOUND` in strict mode.

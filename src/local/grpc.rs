@@ -124,10 +124,13 @@ async fn open(
         }
         // A JSON stream's table may be created from its first records, so only strict mode
         // can refuse it now.
-        _ => (
-            Format::Json(JsonDecoder),
-            shared.catalog.existing(&table_name)?,
-        ),
+        _ => {
+            let table = shared.catalog.existing(&table_name)?;
+            if let Some(table) = &table {
+                table.count_stream();
+            }
+            (Format::Json(JsonDecoder), table)
+        }
     };
     let stream_id = format!(
         "local-{}",

@@ -83,6 +83,29 @@ pub(crate) fn plan_chunks(
     (chunks, too_large)
 }
 
+/// Splits the largest chunks in halves until there are at least `streams` chunks, so a
+/// large batch keeps every multiplexed stream busy; a part never has fewer than
+/// `min_rows` rows (a chunk under `2 × min_rows` rows is not split). Rows keep their
+/// order across the returned chunks.
+pub(crate) fn spread(mut chunks: Vec<Chunk>, streams: usize, min_rows: usize) -> Vec<Chunk> {
+    while chunks.len() < streams {
+        let Some((largest, rows)) = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| (i, chunk.rows.len()))
+            .max_by_key(|(i, rows)| (*rows, std::cmp::Reverse(*i)))
+        else {
+            break;
+        };
+        if rows < 2 * min_rows.max(1) {
+            break;
+        }
+        let right = chunks[largest].rows.split_off(rows / 2);
+        chunks.insert(largest + 1, Chunk { rows: right });
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -136,6 +159,35 @@ mod tests {
             );
         }
         assert!(chunks.len() > 5, "{} chunks", chunks.len());
+    }
+
+    fn chunk(rows: std::ops::Range<usize>) -> Chunk {
+        Chunk {
+            rows: rows.collect(),
+        }
+    }
+
+    #[test]
+    fn spreading_splits_the_largest_chunks_until_every_stream_has_one() {
+        let spread4 = spread(vec![chunk(0..100), chunk(100..120)], 4, 10);
+        let sizes: Vec<usize> = spread4.iter().map(|c| c.rows.len()).collect();
+        assert_eq!(sizes, vec![25, 25, 50, 20]);
+        let rows: Vec<usize> = spread4.iter().flat_map(|c| c.rows.clone()).collect();
+        assert_eq!(rows, (0..120).collect::<Vec<_>>(), "order and rows kept");
+
+        let small = spread(vec![chunk(0..30)], 8, 10);
+        let sizes: Vec<usize> = small.iter().map(|c| c.rows.len()).collect();
+        assert_eq!(
+            sizes,
+            vec![15, 15],
+            "no part under min_rows: 15 -> 7 + 8 would be"
+        );
+        assert_eq!(
+            spread(vec![chunk(0..5)], 1, 1).len(),
+            1,
+            "one stream: as is"
+        );
+        assert!(spread(Vec::new(), 4, 1).is_empty());
     }
 
     #[test]

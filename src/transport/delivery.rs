@@ -34,13 +34,15 @@ pub(crate) const MAX_ISOLATION_STREAMS: u32 = 64;
 /// Builds the payload of one ingest call from input row indices (ascending).
 pub(crate) type Payloads<S> = Arc<dyn Fn(&[usize]) -> <S as LaneStream>::Payload + Send + Sync>;
 
-/// Queues `chunks` on `lane` in order and returns the delivery that resolves when each
-/// is acknowledged or failed; `failed_rows` are rows already known to fail.
+/// Queues `chunks` in order, chunk `i` on `lanes[(first + i) % lanes.len()]`, and
+/// returns the delivery that resolves when each is acknowledged or failed;
+/// `failed_rows` are rows already known to fail.
 ///
 /// The waiting runs on a spawned task, so a dropped delivery still completes and
 /// `tracker` sees it end.
 pub(crate) async fn queue<S: LaneStream>(
-    lane: Arc<Lane<S>>,
+    lanes: &[Arc<Lane<S>>],
+    first: usize,
     tracker: &Arc<Tracker>,
     chunks: Vec<Chunk>,
     mut failed_rows: Vec<(usize, ZerobusError)>,
@@ -48,9 +50,10 @@ pub(crate) async fn queue<S: LaneStream>(
 ) -> Delivery {
     let ticket = Tracker::begin(tracker);
     let mut queued = Vec::with_capacity(chunks.len());
-    for chunk in chunks {
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let lane = Arc::clone(&lanes[(first + i) % lanes.len()]);
         match lane.ingest(|| payloads(&chunk.rows), 1).await {
-            Ok(placed) => queued.push((chunk, placed)),
+            Ok(placed) => queued.push((chunk, lane, placed)),
             Err(error) => failed_rows.extend(fail_all(&chunk.rows, &error)),
         }
     }
@@ -59,7 +62,7 @@ pub(crate) async fn queue<S: LaneStream>(
             attempts: u32::from(!queued.is_empty()),
             failed_rows,
         };
-        for (chunk, placed) in queued {
+        for (chunk, lane, placed) in queued {
             let (attempts, failed) = settle(&lane, &payloads, &chunk, placed).await;
             report.attempts = report.attempts.max(attempts);
             report.failed_rows.extend(failed);

@@ -39,7 +39,7 @@ use crate::telemetry::Telemetry;
 /// What the lane needs of an SDK stream.
 pub(crate) trait LaneStream: Sized + Send + Sync + 'static {
     /// What the stream is opened with (a message descriptor, an Arrow schema).
-    type Format: Send + Sync + 'static;
+    type Format: Clone + Send + Sync + 'static;
     /// What one ingest call sends (one logical offset).
     type Payload: Send + 'static;
 

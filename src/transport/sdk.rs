@@ -2,9 +2,10 @@
 //! ([`WireFormat`]): dynamic protobuf ([`Protobuf`], here) or Arrow Flight
 //! ([`ArrowFlight`](super::flight::ArrowFlight)).
 //!
-//! Per table schema there is one [`Lane`] (one shared stream at a time). A batch is cut
-//! into [chunks](super::chunk) under the SDK's payload limit; each chunk is one ingest
-//! call. [`Transport::submit`] returns once every chunk is queued (so batches keep their
+//! Per table schema there are `multiplexed_streams` [`Lane`]s (each one shared stream at
+//! a time; one by default). A batch is cut into [chunks](super::chunk) under the SDK's
+//! payload limit; each chunk is one ingest call. With several lanes, batches take the
+//! lanes in turn and a large batch is [spread](super::chunk::spread) over all of them. [`Transport::submit`] returns once every chunk is queued (so batches keep their
 //! submission order on the stream); the returned delivery resolves when each chunk's own
 //! offset is acknowledged ([`delivery`](super::delivery)), so concurrent callers pipeline
 //! on one stream and a dropped delivery still completes.
@@ -16,6 +17,7 @@
 //! connection error that retrying cannot fix.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
@@ -25,13 +27,13 @@ use databricks_zerobus_ingest_sdk::{
 use prost_reflect::DescriptorPool;
 use secrecy::SecretString;
 
-use super::chunk::{plan_chunks, Chunk};
+use super::chunk::{plan_chunks, spread, Chunk};
 use super::delivery::{queue, Payloads, Tracker};
 use super::lane::{Lane, LaneStream, ProtoPayload, StreamSettings};
 use super::retry::RetryPolicy;
 use super::sdk_error::from_sdk;
 use super::{BoxFuture, Delivery, Transport};
-use crate::config::WrapperConfiguration;
+use crate::config::{WrapperConfiguration, MIN_ROWS_PER_STREAM_PART};
 use crate::encode::EncodedBatch;
 use crate::error::ZerobusError;
 use crate::schema::TableSchema;
@@ -93,16 +95,23 @@ impl WireFormat for Protobuf {
     }
 }
 
-/// A lane and a schema that produced it.
-type KnownLane<F> = (Arc<TableSchema>, Arc<Lane<<F as WireFormat>::Stream>>);
+/// The lanes of one schema, and a schema that produced them.
+type KnownLanes<F> = (Arc<TableSchema>, Lanes<<F as WireFormat>::Stream>);
+
+/// The `multiplexed_streams` lanes of one schema.
+type Lanes<S> = Arc<[Arc<Lane<S>>]>;
 
 /// A transport over the official SDK's streams of format `F`.
 pub(crate) struct SdkTransport<F: WireFormat> {
     sdk: Arc<ZerobusSdk>,
     settings: Arc<StreamSettings>,
-    /// One lane per distinct schema (by pointer, then descriptor), with a schema that
-    /// produced it.
-    lanes: Mutex<Vec<KnownLane<F>>>,
+    /// The lanes of each distinct schema (by pointer, then descriptor), with a schema
+    /// that produced them.
+    lanes: Mutex<Vec<KnownLanes<F>>>,
+    /// Lanes per schema (`multiplexed_streams`).
+    streams: usize,
+    /// Which lane the next batch starts on.
+    next_lane: AtomicUsize,
     tracker: Arc<Tracker>,
     format: PhantomData<F>,
 }
@@ -155,32 +164,42 @@ impl<F: WireFormat> SdkTransport<F> {
             sdk: Arc::new(sdk),
             settings: Arc::new(settings),
             lanes: Mutex::new(Vec::new()),
+            streams: config.multiplexed_streams.max(1),
+            next_lane: AtomicUsize::new(0),
             tracker: Arc::new(Tracker::default()),
             format: PhantomData,
         })
     }
 
-    /// The lane of `schema`, created on first use.
-    fn lane(&self, schema: &Arc<TableSchema>) -> Result<Arc<Lane<F::Stream>>, ZerobusError> {
+    /// The lanes of `schema`, created on first use.
+    fn lanes(&self, schema: &Arc<TableSchema>) -> Result<Lanes<F::Stream>, ZerobusError> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         let known = lanes.iter().find(|(seen, _)| {
             Arc::ptr_eq(seen, schema) || seen.descriptor() == schema.descriptor()
         });
-        if let Some((_, lane)) = known {
-            return Ok(lane.clone());
+        if let Some((_, known)) = known {
+            return Ok(known.clone());
         }
-        let lane = Arc::new(Lane::new(
-            self.sdk.clone(),
-            self.settings.clone(),
-            F::stream_format(schema)?,
-        ));
-        lanes.push((schema.clone(), lane.clone()));
-        Ok(lane)
+        let format = F::stream_format(schema)?;
+        let created: Lanes<F::Stream> = (0..self.streams)
+            .map(|_| {
+                Arc::new(Lane::new(
+                    self.sdk.clone(),
+                    self.settings.clone(),
+                    format.clone(),
+                ))
+            })
+            .collect();
+        lanes.push((schema.clone(), created.clone()));
+        Ok(created)
     }
 
     fn all_lanes(&self) -> Vec<Arc<Lane<F::Stream>>> {
         let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        lanes.iter().map(|(_, lane)| lane.clone()).collect()
+        lanes
+            .iter()
+            .flat_map(|(_, lanes)| lanes.iter().cloned())
+            .collect()
     }
 }
 
@@ -207,12 +226,15 @@ impl<F: WireFormat> Transport for SdkTransport<F> {
         encoded: &'a Arc<EncodedBatch>,
     ) -> BoxFuture<'a, Result<Delivery, ZerobusError>> {
         Box::pin(async move {
-            let lane = self.lane(schema)?;
+            let lanes = self.lanes(schema)?;
             let prepared = F::prepare(schema, batch, encoded, self.settings.payload_limit)?;
+            let chunks = spread(prepared.chunks, lanes.len(), MIN_ROWS_PER_STREAM_PART);
+            let first = self.next_lane.fetch_add(chunks.len(), Ordering::Relaxed);
             Ok(queue(
-                lane,
+                &lanes,
+                first,
                 &self.tracker,
-                prepared.chunks,
+                chunks,
                 prepared.failed_rows,
                 prepared.payloads,
             )

@@ -168,6 +168,7 @@ async fn json_records_create_a_table_and_land() -> TestResult {
             committed: 5,
             acknowledged: 5,
             duplicates: 0,
+            streams_opened: 1,
         }
     );
     assert!(server.read_table("cat.sch.other").await.is_err());

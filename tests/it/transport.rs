@@ -274,6 +274,52 @@ async fn no_row_is_lost_when_the_sdk_recovery_gives_up() {
     .await;
 }
 
+/// Four multiplexed streams: a large batch is split over all of them, concurrent
+/// batches share them, and when one fails it recovers alone while the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiplexed_streams_share_the_rows_and_recover_one_by_one() {
+    let table = "cat.sch.multiplexed";
+    let server = memory_server(table, table_schema()).await;
+    let config = WrapperConfiguration::new(server.endpoint(), table)
+        .with_retry_config(6, 5, 200)
+        .with_multiplexed_streams(4);
+    let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
+    // 8192 rows = 4 parts of at least MIN_ROWS_PER_STREAM_PART, one per stream.
+    let first = batch(0, 8_192);
+    assert_all_delivered(&wrapper.send_batch(first.clone()).await.expect("send"));
+    assert_eq!(server.counters(table).streams_opened, 4, "one per lane");
+
+    server
+        .faults(table)
+        .fail_after_records(2_500, Code::Unavailable);
+    let tasks: Vec<_> = (0..8i64)
+        .map(|task| {
+            let wrapper = wrapper.clone();
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for n in 0..10i64 {
+                    let b = batch(10_000 + (task * 10 + n) * 300, 300);
+                    assert_all_delivered(&wrapper.send_batch(b.clone()).await.expect("send"));
+                    sent.push(b);
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut sent = vec![first];
+    for task in tasks {
+        sent.extend(task.await.expect("task"));
+    }
+    wrapper.shutdown().await.expect("shutdown");
+    assert_landed_equals(&server, table, &sent).await;
+    let streams = server.counters(table).streams_opened;
+    assert!(
+        streams > 4,
+        "the failed stream was replaced: {streams} streams"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_creation_failures_are_retried() {
     let table = "cat.sch.create";

@@ -439,11 +439,17 @@ async fn flight_lands_every_type_as_the_protobuf_path_does() {
     server.shutdown().await;
 }
 
+/// Concurrent callers on three multiplexed Flight streams (the single-stream pipelining
+/// is exercised by `survives`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_tasks_times_twenty_batches_are_all_accounted_for() {
     let table = "cat.sch.ft_concurrent";
     let server = server_with(&[table]).await;
-    let wrapper = wrapper_for(&server, table, TransportKind::ArrowFlight).await;
+    let config = WrapperConfiguration::new(server.endpoint(), table)
+        .with_retry_config(6, 5, 200)
+        .with_transport(TransportKind::ArrowFlight)
+        .with_multiplexed_streams(3);
+    let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
     let tasks: Vec<_> = (0..16i64)
         .map(|task| {
             let wrapper = wrapper.clone();
@@ -469,6 +475,11 @@ async fn sixteen_tasks_times_twenty_batches_are_all_accounted_for() {
         assert_landed(&server, table, &sent, None).await,
         0,
         "no fault, no resend"
+    );
+    assert_eq!(
+        server.counters(table).streams_opened,
+        3,
+        "one Flight stream per lane"
     );
     server.shutdown().await;
 }
