@@ -1,6 +1,9 @@
 //! Fault injection: per-table switches that tests flip at run time.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
 use std::time::Duration;
 
 use tonic::{Code, Status};
@@ -79,7 +82,8 @@ impl Faults {
     }
 
     /// While set, a request message carrying a record whose bytes contain `pattern` (the
-    /// protobuf encoding, or the JSON text) is refused: the stream ends with
+    /// protobuf encoding, the JSON text, or on Arrow Flight a string or binary column
+    /// value of the row) is refused: the stream ends with
     /// `INVALID_ARGUMENT`, as the service does for a record it cannot take, and none of
     /// that message's records are stored. `None` (or an empty pattern) switches it off.
     pub fn reject_records_containing(&self, pattern: Option<Vec<u8>>) {
@@ -148,6 +152,39 @@ impl Faults {
         match bad {
             Some(index) => Err(Status::invalid_argument(format!(
                 "injected fault: record {index} of the request is rejected"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Called with each Arrow Flight batch before it is stored; refuses the batch if a
+    /// top-level string or binary value of one of its rows contains the
+    /// [`Faults::reject_records_containing`] pattern.
+    pub(crate) fn check_batch(&self, batch: &RecordBatch) -> Result<(), Status> {
+        let state = self.state();
+        let Some(pattern) = state.reject_pattern.as_deref() else {
+            return Ok(());
+        };
+        let contains = |value: &[u8]| value.windows(pattern.len()).any(|w| w == pattern);
+        let bad = (0..batch.num_rows()).find(|row| {
+            batch.columns().iter().any(|column| {
+                if column.is_null(*row) {
+                    return false;
+                }
+                match column.data_type() {
+                    DataType::Utf8 => contains(column.as_string::<i32>().value(*row).as_bytes()),
+                    DataType::LargeUtf8 => {
+                        contains(column.as_string::<i64>().value(*row).as_bytes())
+                    }
+                    DataType::Binary => contains(column.as_binary::<i32>().value(*row)),
+                    DataType::LargeBinary => contains(column.as_binary::<i64>().value(*row)),
+                    _ => false,
+                }
+            })
+        });
+        match bad {
+            Some(row) => Err(Status::invalid_argument(format!(
+                "injected fault: row {row} of the batch is rejected"
             ))),
             None => Ok(()),
         }

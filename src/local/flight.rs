@@ -299,6 +299,7 @@ impl OpenStream {
             expected_offset += 1;
             let rows = batch.num_rows() as u64;
             let batch = conform(&batch, self.table.schema())?;
+            self.faults.check_batch(&batch)?;
             self.table.count_duplicates_in(&batch);
             acks.push(Pending {
                 offset_id,

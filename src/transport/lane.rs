@@ -490,8 +490,10 @@ impl<S: LaneStream> Lane<S> {
     ///
     /// The SDK's close can report an error although nothing is lost, e.g. when the server
     /// had just asked for a stream rotation (the Arrow stream then returns the rotation's
-    /// `Unavailable` trigger even with every batch acknowledged). Such an error is only
-    /// returned when the closed stream still holds unacknowledged records.
+    /// `Unavailable` trigger even with every batch acknowledged), or when the stream died
+    /// and its unacknowledged records were already taken over by a recovery (resent, or
+    /// isolated on private streams after a rejection). Such an error is only returned
+    /// when the closed stream still holds unacknowledged records nobody took over.
     pub(crate) async fn close(&self) -> Result<(), ZerobusError> {
         let generation = self.current.lock().await.generation.take();
         let Some(Ok(mut generation)) = generation.map(Arc::try_unwrap) else {
@@ -502,6 +504,14 @@ impl<S: LaneStream> Lane<S> {
         let Err(error) = generation.stream.close().await else {
             return Ok(());
         };
+        if generation.recovery.initialized() {
+            tracing::debug!(
+                table = %self.settings.table,
+                %error,
+                "closed a failed Zerobus stream whose records a recovery took over"
+            );
+            return Ok(());
+        }
         match generation.stream.unacked().await {
             Ok(unacked) if unacked.is_empty() => {
                 tracing::debug!(

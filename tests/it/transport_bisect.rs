@@ -9,7 +9,9 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
-use arrow_zerobus_sdk_wrapper::{TransmissionResult, WrapperConfiguration, ZerobusWrapper};
+use arrow_zerobus_sdk_wrapper::{
+    TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
+};
 
 const POISON: &str = "POISON";
 
@@ -45,8 +47,8 @@ fn batch(first: i64, rows: usize, poison: &BTreeSet<i64>) -> RecordBatch {
 }
 
 /// A memory-landing server whose table refuses records containing [`POISON`], and a
-/// wrapper pointed at it.
-async fn setup(table: &str) -> (LocalZerobus, ZerobusWrapper) {
+/// wrapper pointed at it that sends with `transport`.
+async fn setup(table: &str, transport: TransportKind) -> (LocalZerobus, ZerobusWrapper) {
     let server = LocalZerobus::builder()
         .landing(Landing::Memory)
         .table(table, schema())
@@ -56,7 +58,9 @@ async fn setup(table: &str) -> (LocalZerobus, ZerobusWrapper) {
     server
         .faults(table)
         .reject_records_containing(Some(POISON.as_bytes().to_vec()));
-    let config = WrapperConfiguration::new(server.endpoint(), table).with_retry_config(4, 5, 100);
+    let config = WrapperConfiguration::new(server.endpoint(), table)
+        .with_retry_config(4, 5, 100)
+        .with_transport(transport);
     let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
     (server, wrapper)
 }
@@ -131,8 +135,16 @@ fn assert_good_rows_landed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_poison_rows_of_a_batch_fail() {
-    let table = "cat.sch.bisect_one";
-    let (server, wrapper) = setup(table).await;
+    only_the_poison_rows_fail("cat.sch.bisect_one", TransportKind::Protobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_poison_rows_of_a_flight_batch_fail() {
+    only_the_poison_rows_fail("cat.sch.bisect_flight", TransportKind::ArrowFlight).await;
+}
+
+async fn only_the_poison_rows_fail(table: &str, transport: TransportKind) {
+    let (server, wrapper) = setup(table, transport).await;
     let poison: BTreeSet<i64> = [3, 117, 118, 250].into();
     let sent = batch(0, 256, &poison);
     let result = wrapper.send_batch(sent.clone()).await.expect("send");
@@ -157,7 +169,7 @@ async fn only_the_poison_rows_of_a_batch_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_queued_behind_a_refused_request_still_land() {
     let table = "cat.sch.bisect_pipelined";
-    let (server, wrapper) = setup(table).await;
+    let (server, wrapper) = setup(table, TransportKind::Protobuf).await;
     let poison: BTreeSet<i64> = [2_010, 2_199].into();
     let sent: Vec<RecordBatch> = (0..6).map(|n| batch(n * 1_000, 200, &poison)).collect();
     let mut pending = Vec::new();
@@ -185,7 +197,7 @@ async fn batches_queued_behind_a_refused_request_still_land() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_is_bounded() {
     let table = "cat.sch.bisect_bound";
-    let (server, wrapper) = setup(table).await;
+    let (server, wrapper) = setup(table, TransportKind::Protobuf).await;
     let poison: BTreeSet<i64> = (0..1_024).step_by(16).collect();
     let sent = batch(0, 1_024, &poison);
     let result = wrapper.send_batch(sent.clone()).await.expect("send");
