@@ -20,7 +20,8 @@ use arrow::datatypes::{
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{
-    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
+    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusError,
+    ZerobusWrapper,
 };
 use tonic::Code;
 
@@ -539,4 +540,56 @@ async fn flight_loses_no_row_when_the_sdk_recovery_gives_up() {
         faults.fail_stream_creation(8, Code::Unavailable);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_loses_no_row_when_acks_are_slow() {
+    let table = "cat.sch.ft_slow_acks";
+    survives(table, |s| {
+        s.faults(table)
+            .delay_acks(Some(std::time::Duration::from_millis(40)))
+    })
+    .await;
+}
+
+/// Streams refused for bad credentials: on both transports every row of the batch ends
+/// in `failed_rows` as an authentication error (not retryable), none is silently lost,
+/// and nothing lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_fail_every_row_with_the_reason() {
+    let tables = ["cat.sch.pb_refused", "cat.sch.ft_refused"];
+    let server = server_with(&tables).await;
+    for (table, kind) in tables
+        .into_iter()
+        .zip([TransportKind::Protobuf, TransportKind::ArrowFlight])
+    {
+        server.faults(table).reject_connections(true);
+        let wrapper = wrapper_for(&server, table, kind).await;
+        let sent = batch(0, 100);
+        let result = wrapper.send_batch(sent).await.expect("send");
+        assert!(!result.success, "{kind:?}");
+        assert_eq!(result.successful_count, 0, "{kind:?}");
+        assert_eq!(
+            result.get_failed_row_indices(),
+            (0..100).collect::<Vec<_>>()
+        );
+        let authentication = result
+            .failed_rows
+            .iter()
+            .filter(|(_, error)| {
+                matches!(error, ZerobusError::AuthenticationError(_)) && !error.is_retryable()
+            })
+            .count();
+        // Rows out of range for the table fail before sending, with their own reason.
+        let out_of_range = (0..100).filter(|id| failing(*id)).count();
+        assert_eq!(
+            authentication,
+            100 - out_of_range,
+            "{kind:?}: {:?}",
+            result.failed_rows[0]
+        );
+        let _ = wrapper.shutdown().await;
+        assert_eq!(server.counters(table).received, 0, "{kind:?}");
+    }
+    server.shutdown().await;
 }
