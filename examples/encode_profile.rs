@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: `mixed` or `nested` (default `mixed`), then the number of encodes (default 10).
-//! Prints the output bytes of one encode.
+//! Prints the output bytes of one encode and the fastest and median wall time of one
+//! encode (the fastest is the least disturbed by other load on a shared machine).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -207,7 +208,8 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "mixed".to_string());
     let times: usize = args
         .next()
-        .map_or(10, |n| n.parse().expect("a number of encodes"));
+        .map_or(10, |n| n.parse().expect("a number of encodes"))
+        .max(1);
     let batch = match which.as_str() {
         "mixed" => mixed_batch(ROWS),
         "nested" => nested_batch(ROWS),
@@ -216,8 +218,17 @@ fn main() {
     let schema = Arc::new(TableSchema::try_new(batch.schema(), "bench").unwrap());
     let encoder = RowEncoder::new(schema);
     let mut bytes = 0;
+    let mut millis = Vec::with_capacity(times);
     for _ in 0..times {
+        let start = std::time::Instant::now();
         bytes = black_box(encoder.encode(black_box(&batch)).unwrap()).encoded_len();
+        millis.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    println!("{which}: {bytes} bytes per encode, {times} encodes");
+    millis.sort_by(f64::total_cmp);
+    let (fastest, median) = (millis[0], millis[times / 2]);
+    println!(
+        "{which}: {bytes} bytes per encode, {times} encodes, fastest {fastest:.2} ms \
+         ({:.0} MB/s), median {median:.2} ms",
+        bytes as f64 / fastest / 1e3
+    );
 }
