@@ -380,7 +380,14 @@ async fn many_types_land_value_by_value(
     let server = server(|b| b.table(TABLE, stored.schema()).landing(Landing::Delta)).await?;
     let sdk = sdk(&server)?;
     let reconnects = Arc::new(Reconnects::default());
-    let mut stream = arrow_stream(&sdk, sent.schema(), &reconnects).await?;
+    // All batches are in flight at once; in a debug build on a loaded machine the Delta
+    // writer's first commits can take longer than the SDK's default 60 s without an ack,
+    // after which it would (correctly) resend and land duplicates. This test checks the
+    // landing, so it gives the server time; timeouts are tested in local_faults.rs.
+    let mut stream = arrow_stream_with(&sdk, sent.schema(), &reconnects, |b| {
+        b.server_lack_of_ack_timeout_ms(600_000)
+    })
+    .await?;
     let started = Instant::now();
     let mut expected = Vec::new();
     for start in (0..total).step_by(chunk) {
