@@ -117,17 +117,6 @@ pub const DEFAULT_MAX_DECODING_MESSAGE_SIZE: usize = 32 << 20;
 /// (CloseStreamSignal), as the service does after about 15 minutes.
 pub const DEFAULT_STREAM_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// HTTP/2 flow-control windows the server grants (per stream and per connection): a whole
-/// maximal request (about 10 MiB) fits, so a client streaming one never stalls for
-/// `WINDOW_UPDATE`s while the server is still reading the request (the h2 default, 1 MiB,
-/// paces a 10 MB request in ten round trips through the server's read loop).
-const STREAM_WINDOW: u32 = 16 << 20;
-const CONNECTION_WINDOW: u32 = 32 << 20;
-
-/// The largest HTTP/2 frame the server accepts (the protocol's default is 16 KiB: 640
-/// frames per 10 MB request).
-const MAX_FRAME_SIZE: u32 = 1 << 20;
-
 /// How long [`LocalZerobus::shutdown`] waits for open connections before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -393,9 +382,6 @@ async fn serve(
         // client's delayed ACK (about 40 ms on Linux) when an earlier write is unacked.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_frame_size(MAX_FRAME_SIZE)
             .add_service(service)
             .add_service(flight)
             .serve_with_incoming_shutdown(incoming, async {
