@@ -124,7 +124,7 @@ impl Case {
 /// The server both contenders talk to.
 enum Server {
     /// Kept alive for the run.
-    InProcess { _server: LocalZerobus },
+    InProcess { _server: Box<LocalZerobus> },
     /// The `zerobus-local` binary, started by the bench (killed on drop).
     Child(Child),
     /// Started by someone else (`ZEROBUS_BENCH_ENDPOINT`).
@@ -158,7 +158,9 @@ impl Server {
             .expect("local server");
         let endpoint = server.endpoint();
         (
-            Server::InProcess { _server: server },
+            Server::InProcess {
+                _server: Box::new(server),
+            },
             endpoint,
             "in process",
         )
