@@ -7,8 +7,20 @@
 //! 1 MB batch, both contenders, throughput in bytes), the bench's own loop prints rows/s,
 //! MB/s and the wrapper/ceiling ratio per batch size, and p50/p95/p99 latency of
 //! `send_batch` to the durable ack (criterion gives no percentiles).
+//!
+//! Where the server runs (both contenders always talk to the same one, in the same run):
+//! - by default in the bench's own process and runtime (client and server share its two
+//!   worker threads);
+//! - `ZEROBUS_BENCH_SERVER=process`: the `zerobus-local` binary of this build, started by
+//!   the bench as a child process (`--landing none --no-auth`, free ports) and stopped at
+//!   the end;
+//! - `ZEROBUS_BENCH_ENDPOINT=http://127.0.0.1:PORT`: a server already running, e.g.
+//!   `cargo run --release --features local --bin zerobus-local -- --landing none --no-auth`
+//!   (its table `bench.e2e.events` is created by the first stream).
 
 use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,9 +121,89 @@ impl Case {
     }
 }
 
-/// The local server, a wrapper and a plain SDK stream pointed at it.
+/// The server both contenders talk to.
+enum Server {
+    /// Kept alive for the run.
+    InProcess { _server: Box<LocalZerobus> },
+    /// The `zerobus-local` binary, started by the bench (killed on drop).
+    Child(Child),
+    /// Started by someone else (`ZEROBUS_BENCH_ENDPOINT`).
+    External,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Server::Child(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// The server chosen by the environment (see the module docs) and its endpoint.
+    async fn start() -> (Self, String, &'static str) {
+        if let Ok(endpoint) = std::env::var("ZEROBUS_BENCH_ENDPOINT") {
+            return (Server::External, endpoint, "external process");
+        }
+        if std::env::var("ZEROBUS_BENCH_SERVER").as_deref() == Ok("process") {
+            let (child, endpoint) = spawn_zerobus_local();
+            return (Server::Child(child), endpoint, "child process");
+        }
+        let server = LocalZerobus::builder()
+            .landing(Landing::None)
+            .table(TABLE, schema())
+            .start()
+            .await
+            .expect("local server");
+        let endpoint = server.endpoint();
+        (
+            Server::InProcess {
+                _server: Box::new(server),
+            },
+            endpoint,
+            "in process",
+        )
+    }
+}
+
+/// Starts `zerobus-local --landing none --no-auth` on free ports and reads its endpoint
+/// from the banner.
+fn spawn_zerobus_local() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerobus-local"))
+        .args([
+            "--landing",
+            "none",
+            "--no-auth",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start zerobus-local");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let endpoint = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("endpoint:")
+                .map(|e| e.trim().to_string())
+        })
+        .expect("zerobus-local printed its endpoint");
+    // Keep reading the banner so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, endpoint)
+}
+
+/// The server, a wrapper and a plain SDK stream pointed at it.
 struct Bench {
-    _server: LocalZerobus,
+    _server: Server,
+    where_: &'static str,
     wrapper: ZerobusWrapper,
     _sdk: ZerobusSdk,
     stream: ZerobusStream,
@@ -120,18 +212,13 @@ struct Bench {
 
 impl Bench {
     async fn start() -> Self {
-        let server = LocalZerobus::builder()
-            .landing(Landing::None)
-            .table(TABLE, schema())
-            .start()
-            .await
-            .expect("local server");
-        let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(server.endpoint(), TABLE))
+        let (server, endpoint, where_) = Server::start().await;
+        let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(endpoint.clone(), TABLE))
             .await
             .expect("wrapper");
         let schema = Arc::new(TableSchema::try_new(schema(), TABLE).expect("table schema"));
         let sdk = ZerobusSdk::builder()
-            .endpoint(server.endpoint())
+            .endpoint(endpoint)
             .no_tls()
             .connector_factory(Arc::new(|_: &str| None))
             .build()
@@ -146,6 +233,7 @@ impl Bench {
             .expect("stream");
         Self {
             _server: server,
+            where_,
             wrapper,
             _sdk: sdk,
             stream,
@@ -187,8 +275,9 @@ fn ms(d: Duration) -> f64 {
 /// The bench's own loop: throughput of both contenders and the wrapper's latency
 /// percentiles per batch size, printed as one table.
 fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
+    println!("\nserver: {}", bench.where_);
     println!(
-        "\n{:<10} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
+        "{:<10} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
         "batch",
         "rows",
         "MB",
