@@ -8,6 +8,12 @@
 //!   LOCATION '...'` with a column list in the file declares (the server otherwise derives
 //!   a table from the protobuf descriptor, where decimals and timestamps are plain strings
 //!   and integers);
+//! - pre-creates the tables of `# zerobus_server_table catalog.schema.table TYPE` comment
+//!   lines, `TYPE` being an Arrow `Struct(...)` of the columns in Arrow's own spelling
+//!   (`Struct("id": non-null Int64, "m": Map("entries": Struct("keys": non-null Utf8,
+//!   "values": Int64), unsorted))`), for column types DataFusion's DDL cannot declare (a
+//!   `CREATE EXTERNAL TABLE` without a column list then reads the schema from the server's
+//!   Unity Catalog endpoint);
 //! - sets `ZEROBUS_ENDPOINT` and `ZEROBUS_UNITY_CATALOG_URL` to the server (so files may
 //!   omit the options) and the variables `$ENDPOINT`, `$UC_URL` (with
 //!   `control substitution on`);
@@ -21,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +35,7 @@ use arrow_zerobus_sdk_wrapper::datafusion as zb;
 use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::catalog::{
     Session, TableFunctionArgs, TableFunctionImpl, TableProvider, TableProviderFactory,
@@ -151,17 +158,45 @@ async fn declared_tables(file: &Path) -> Result<Vec<(String, SchemaRef)>, String
         .write()
         .table_factories_mut()
         .insert(zb::FACTORY_KEY.into(), recorder.clone());
+    let mut server_tables = Vec::new();
     for record in records {
-        if let Record::Statement { sql, .. } = record {
-            let upper = sql.to_ascii_uppercase();
-            if upper.contains("CREATE EXTERNAL TABLE") && upper.contains("STORED AS ZEROBUS") {
-                // Errors (bad options, ...) are the file's business, not the runner's.
-                let _ = ctx.sql(&sql).await;
+        match record {
+            Record::Statement { sql, .. } => {
+                let upper = sql.to_ascii_uppercase();
+                if upper.contains("CREATE EXTERNAL TABLE") && upper.contains("STORED AS ZEROBUS") {
+                    // Errors (bad options, ...) are the file's business, not the runner's.
+                    let _ = ctx.sql(&sql).await;
+                }
             }
+            Record::Comment(lines) => {
+                for line in lines {
+                    if let Some(table) = server_table(&line)? {
+                        server_tables.push(table);
+                    }
+                }
+            }
+            _ => {}
         }
     }
     let tables = recorder.tables.lock().unwrap().clone();
-    Ok(tables.into_iter().collect())
+    Ok(server_tables.into_iter().chain(tables).collect())
+}
+
+/// The table of a `# zerobus_server_table catalog.schema.table Struct(...)` comment line.
+fn server_table(line: &str) -> Result<Option<(String, SchemaRef)>, String> {
+    let Some(rest) = line.trim().strip_prefix("zerobus_server_table ") else {
+        return Ok(None);
+    };
+    let bad = |why: String| format!("`# zerobus_server_table {rest}`: {why}");
+    let (name, columns) = rest
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| bad("expected a table name and an Arrow Struct(...) type".into()))?;
+    match DataType::from_str(columns.trim()) {
+        Ok(DataType::Struct(fields)) => Ok(Some((name.to_string(), Arc::new(Schema::new(fields))))),
+        Ok(other) => Err(bad(format!("{other} is not a Struct(...) of the columns"))),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// A table factory that records the locations and schemas it is asked for.
