@@ -70,6 +70,7 @@ pub const KNOWN_OPTIONS: &[(&str, Option<&str>)] = &[
     ("client_id", Some("ZEROBUS_CLIENT_ID")),
     ("client_secret", Some("ZEROBUS_CLIENT_SECRET")),
     ("transport", Some("ZEROBUS_TRANSPORT")),
+    ("multiplexed_streams", Some("ZEROBUS_MULTIPLEXED_STREAMS")),
     ("workers", None),
     ("max_inflight_batches", None),
     ("on_error", None),
@@ -140,6 +141,9 @@ impl TableOptions {
         if let Some(transport) = value("transport") {
             let kind = TransportKind::from_str(&transport).map_err(|e| plain(e.to_string()))?;
             config = config.with_transport(kind);
+        }
+        if let Some(streams) = parse_number(&value, "multiplexed_streams")? {
+            config = config.with_multiplexed_streams(streams);
         }
         if let Some(bytes) = parse_number(&value, "max_record_size_bytes")? {
             config = config.with_max_record_size_bytes(bytes);
@@ -272,6 +276,32 @@ mod tests {
             .to_string();
         assert!(err.contains("'format.endpiont'"), "{err}");
         assert!(err.contains("endpoint, unity_catalog_url"), "{err}");
+    }
+
+    #[test]
+    fn multiplexed_streams_from_options_or_env_and_checked() {
+        let endpoint = ("endpoint", "http://127.0.0.1:9");
+        let parsed = TableOptions::parse(
+            "c.s.t",
+            &opts(&[endpoint, ("format.multiplexed_streams", "4")]),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(parsed.config.multiplexed_streams, 4);
+        let env = |name: &str| (name == "ZEROBUS_MULTIPLEXED_STREAMS").then(|| "2".into());
+        let parsed = TableOptions::parse("c.s.t", &opts(&[endpoint]), env).unwrap();
+        assert_eq!(parsed.config.multiplexed_streams, 2);
+        let err = TableOptions::parse(
+            "c.s.t",
+            &opts(&[endpoint, ("multiplexed_streams", "65")]),
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("multiplexed_streams") && err.contains("64"),
+            "{err}"
+        );
     }
 
     #[test]
