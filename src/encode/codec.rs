@@ -135,37 +135,27 @@ pub(crate) trait FieldCodec {
         buf: &mut [u8],
         cursors: &mut [usize],
     ) {
-        write_column_rows(self, rows, first_row, buf, cursors);
-    }
-}
-
-/// The default [`FieldCodec::write_column`], for codecs that choose a specialised writer
-/// per block and fall back to this one.
-#[inline(always)]
-pub(crate) fn write_column_rows<C: FieldCodec + ?Sized>(
-    codec: &C,
-    rows: Rows<'_>,
-    first_row: usize,
-    buf: &mut [u8],
-    cursors: &mut [usize],
-) {
-    // The null test is chosen once per column: a column without nulls has none per row.
-    match (codec.nulls(), rows) {
-        (None, rows) => write_rows(codec, rows, first_row, buf, cursors, |_| true),
-        (Some(nulls), Rows::Range(range)) => {
-            // Only the valid rows, found 64 at a time (trailing zeros of the validity
-            // bits): no per-row test that mispredicts on every null.
-            let valid =
-                BitIndexIterator::new(nulls.validity(), nulls.offset() + range.start, range.len());
-            for k in valid {
-                let cursor = &mut cursors[k];
-                let mut out = Out::at(buf, *cursor);
-                codec.write_valid(range.start + k, &mut out);
-                *cursor = out.pos;
+        // The null test is chosen once per column: a column without nulls has none per row.
+        match (self.nulls(), rows) {
+            (None, rows) => write_rows(self, rows, first_row, buf, cursors, |_| true),
+            (Some(nulls), Rows::Range(range)) => {
+                // Only the valid rows, found 64 at a time (trailing zeros of the validity
+                // bits): no per-row test that mispredicts on every null.
+                let valid = BitIndexIterator::new(
+                    nulls.validity(),
+                    nulls.offset() + range.start,
+                    range.len(),
+                );
+                for k in valid {
+                    let cursor = &mut cursors[k];
+                    let mut out = Out::at(buf, *cursor);
+                    self.write_valid(range.start + k, &mut out);
+                    *cursor = out.pos;
+                }
             }
-        }
-        (Some(nulls), rows) => {
-            write_rows(codec, rows, first_row, buf, cursors, |i| nulls.is_valid(i))
+            (Some(nulls), rows) => {
+                write_rows(self, rows, first_row, buf, cursors, |i| nulls.is_valid(i))
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, ByteArrayType, ByteViewType};
 
-use super::codec::{is_null, size_rows, write_column_rows, FieldCodec, OnNull, Rows, ValueError};
+use super::codec::{is_null, size_rows, FieldCodec, OnNull, ValueError};
 use super::wire::{varint_len, Out, Tag, WireType};
 use crate::error::ConversionErrorKind;
 
@@ -155,30 +155,6 @@ impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'
         }
     }
 
-    fn write_column(
-        &self,
-        rows: Rows<'_>,
-        first_row: usize,
-        buf: &mut [u8],
-        cursors: &mut [usize],
-    ) {
-        let len = match &rows {
-            Rows::Range(range) => self.uniform_len(range),
-            Rows::Only(_) => None,
-        };
-        macro_rules! of_len {
-            ($($n:literal)*) => {
-                match len {
-                    $(Some($n) => write_column_rows(
-                        &VarintsOfLen::<_, $n>(self), rows, first_row, buf, cursors,
-                    ),)*
-                    _ => write_column_rows(self, rows, first_row, buf, cursors),
-                }
-            };
-        }
-        of_len!(2 3 4 5 6 7 8 9 10);
-    }
-
     fn size_column(
         &self,
         rows: Range<usize>,
@@ -205,64 +181,6 @@ impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'
                 }
             }
         }
-    }
-}
-
-impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> VarintCodec<'_, T, M> {
-    /// The varint length shared by every valid value of `rows`, if they all have one
-    /// (timestamps, dates, ids of one magnitude): a branch-free min/max pass, then the
-    /// block is written by a loop-free writer instead of the byte loop, whose exit
-    /// mispredicts whenever lengths vary. Only for infallible conversions.
-    fn uniform_len(&self, rows: &Range<usize>) -> Option<usize> {
-        if M::FALLIBLE || rows.is_empty() {
-            return None;
-        }
-        let values = &self.values[rows.clone()];
-        let (mut lo, mut hi) = (u64::MAX, 0u64);
-        let map = |value| self.map.to_varint(value).unwrap_or_default();
-        match self.nulls {
-            None => {
-                for &value in values {
-                    let value = map(value);
-                    lo = lo.min(value);
-                    hi = hi.max(value);
-                }
-            }
-            Some(nulls) => {
-                for (&value, i) in values.iter().zip(rows.clone()) {
-                    let value = map(value);
-                    let valid = nulls.is_valid(i);
-                    lo = lo.min(if valid { value } else { u64::MAX });
-                    hi = hi.max(if valid { value } else { 0 });
-                }
-            }
-        }
-        // varint_len is monotonic in the u64, so equal lengths at both ends mean one length.
-        (lo <= hi && varint_len(lo) == varint_len(hi)).then(|| varint_len(lo))
-    }
-}
-
-/// A [`VarintCodec`] block whose valid values all take `N` bytes.
-struct VarintsOfLen<'c, C, const N: usize>(&'c C);
-
-impl<T, M, const N: usize> FieldCodec for VarintsOfLen<'_, VarintCodec<'_, T, M>, N>
-where
-    T: ArrowPrimitiveType,
-    M: ToVarint<T::Native>,
-{
-    fn size(&self, i: usize) -> Result<usize, ValueError> {
-        self.0.size(i)
-    }
-
-    fn nulls(&self) -> Option<&NullBuffer> {
-        self.0.nulls
-    }
-
-    #[inline(always)]
-    fn write_valid(&self, i: usize, out: &mut Out<'_>) {
-        let value = self.0.map.to_varint(self.0.values[i]).unwrap_or_default();
-        out.tag(&self.0.tag);
-        out.varint_of_len::<N>(value);
     }
 }
 

@@ -103,18 +103,6 @@ impl<'a> Out<'a> {
         self.pos += 1;
     }
 
-    /// Writes `value`, whose varint is exactly `N` bytes long (`varint_len(value) == N`):
-    /// one bounds check, no loop and no data-dependent branch.
-    #[inline(always)]
-    pub(crate) fn varint_of_len<const N: usize>(&mut self, value: u64) {
-        let out = &mut self.buf[self.pos..self.pos + N];
-        for (k, byte) in out[..N - 1].iter_mut().enumerate() {
-            *byte = (value >> (7 * k)) as u8 | 0x80;
-        }
-        out[N - 1] = (value >> (7 * (N - 1))) as u8;
-        self.pos += N;
-    }
-
     #[inline(always)]
     pub(crate) fn bytes(&mut self, src: &[u8]) {
         let n = src.len();
@@ -149,25 +137,6 @@ impl<'a> Out<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fixed_length_varints_match_the_loop() {
-        fn check<const N: usize>(value: u64) {
-            assert_eq!(varint_len(value), N);
-            let (mut fixed, mut looped) = (vec![0u8; N + 1], vec![0u8; N + 1]);
-            let mut out = Out::new(&mut fixed);
-            out.varint_of_len::<N>(value);
-            assert_eq!(out.pos, N);
-            Out::new(&mut looped).varint(value);
-            assert_eq!(fixed, looped, "{value}");
-        }
-        check::<2>(300);
-        check::<3>(20_000);
-        check::<8>(1_700_000_000_000_000);
-        check::<9>(1 << 60);
-        check::<10>(-1i64 as u64);
-        check::<10>(i64::MIN as u64);
-    }
 
     #[test]
     fn varint_lengths_match_prost() {
