@@ -211,6 +211,25 @@ pub(crate) fn size_rows<C: FieldCodec + ?Sized>(
     }
 }
 
+/// The size loop of a field with one encoded length (`field` bytes) whose nulls are
+/// absent: branch-free, nothing can fail.
+#[inline(always)]
+pub(crate) fn size_fixed_rows(
+    nulls: Option<&NullBuffer>,
+    rows: std::ops::Range<usize>,
+    sizes: &mut [usize],
+    field: usize,
+) {
+    match nulls {
+        None => sizes.iter_mut().for_each(|size| *size += field),
+        Some(nulls) => {
+            for (i, size) in rows.zip(sizes.iter_mut()) {
+                *size += usize::from(nulls.is_valid(i)) * field;
+            }
+        }
+    }
+}
+
 /// A boxed codec borrowing the arrays of one batch.
 pub(crate) type BoxedCodec<'a> = Box<dyn FieldCodec + 'a>;
 

@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, ByteArrayType, ByteViewType};
 
-use super::codec::{is_null, size_rows, FieldCodec, OnNull, ValueError};
+use super::codec::{is_null, size_fixed_rows, size_rows, FieldCodec, OnNull, ValueError};
 use super::wire::{varint_len, Out, Tag, WireType};
 use crate::error::ConversionErrorKind;
 
@@ -268,15 +268,7 @@ where
         if self.on_null != OnNull::Absent {
             return size_rows(self, rows, sizes, failures);
         }
-        let field = self.tag.len() + W::LEN;
-        match self.nulls {
-            None => sizes.iter_mut().for_each(|size| *size += field),
-            Some(nulls) => {
-                for (i, size) in rows.zip(sizes.iter_mut()) {
-                    *size += usize::from(nulls.is_valid(i)) * field;
-                }
-            }
-        }
+        size_fixed_rows(self.nulls, rows, sizes, self.tag.len() + W::LEN);
     }
 }
 
@@ -325,12 +317,7 @@ impl FieldCodec for BoolCodec<'_> {
         if self.on_null != OnNull::Absent {
             return size_rows(self, rows, sizes, failures);
         }
-        // Nulls are simply absent: branch-free.
-        let field = self.tag.len() + 1;
-        let nulls = Array::nulls(self.array);
-        for (i, size) in rows.zip(sizes.iter_mut()) {
-            *size += usize::from(!is_null(nulls, i)) * field;
-        }
+        size_fixed_rows(Array::nulls(self.array), rows, sizes, self.tag.len() + 1);
     }
 }
 
