@@ -19,8 +19,6 @@
 //!   (its table `bench.e2e.events` is created by the first stream).
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +34,11 @@ use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use databricks_zerobus_ingest_sdk::{StreamConfigurationOptions, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
+
+#[path = "support/server.rs"]
+mod server;
+
+use server::BenchServer;
 
 const TABLE: &str = "bench.e2e.events";
 
@@ -121,88 +124,9 @@ impl Case {
     }
 }
 
-/// The server both contenders talk to.
-enum Server {
-    /// Kept alive for the run.
-    InProcess { _server: Box<LocalZerobus> },
-    /// The `zerobus-local` binary, started by the bench (killed on drop).
-    Child(Child),
-    /// Started by someone else (`ZEROBUS_BENCH_ENDPOINT`).
-    External,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Server::Child(child) = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// The server chosen by the environment (see the module docs) and its endpoint.
-    async fn start() -> (Self, String, &'static str) {
-        if let Ok(endpoint) = std::env::var("ZEROBUS_BENCH_ENDPOINT") {
-            return (Server::External, endpoint, "external process");
-        }
-        if std::env::var("ZEROBUS_BENCH_SERVER").as_deref() == Ok("process") {
-            let (child, endpoint) = spawn_zerobus_local();
-            return (Server::Child(child), endpoint, "child process");
-        }
-        let server = LocalZerobus::builder()
-            .landing(Landing::None)
-            .table(TABLE, schema())
-            .start()
-            .await
-            .expect("local server");
-        let endpoint = server.endpoint();
-        (
-            Server::InProcess {
-                _server: Box::new(server),
-            },
-            endpoint,
-            "in process",
-        )
-    }
-}
-
-/// Starts `zerobus-local --landing none --no-auth` on free ports and reads its endpoint
-/// from the banner.
-fn spawn_zerobus_local() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerobus-local"))
-        .args([
-            "--landing",
-            "none",
-            "--no-auth",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start zerobus-local");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let endpoint = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("endpoint:")
-                .map(|e| e.trim().to_string())
-        })
-        .expect("zerobus-local printed its endpoint");
-    // Keep reading the banner so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, endpoint)
-}
-
 /// The server, a wrapper and a plain SDK stream pointed at it.
 struct Bench {
-    _server: Server,
+    _server: BenchServer,
     where_: &'static str,
     wrapper: ZerobusWrapper,
     _sdk: ZerobusSdk,
@@ -212,7 +136,12 @@ struct Bench {
 
 impl Bench {
     async fn start() -> Self {
-        let (server, endpoint, where_) = Server::start().await;
+        let (server, endpoint, where_) = BenchServer::from_env(
+            LocalZerobus::builder()
+                .landing(Landing::None)
+                .table(TABLE, schema()),
+        )
+        .await;
         let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(endpoint.clone(), TABLE))
             .await
             .expect("wrapper");

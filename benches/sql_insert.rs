@@ -7,8 +7,12 @@
 //!   (10 samples); the bench then prints each contender's median and the SQL/direct and
 //!   2-workers/1-worker ratios of those medians;
 //! - the bench's own matrix at 10M rows (and SQL at 1M rows), each configuration in a child
-//!   process so its peak RSS (`VmHWM`) is its own: rows/s, SQL/direct, 2 workers/1 worker,
-//!   and the peak RSS of 10M rows over that of 1M rows.
+//!   process talking to `zerobus-local` in a process of its own, so the child's peak RSS
+//!   (`VmHWM`) is the client's alone: rows/s, SQL/direct, 2 workers/1 worker, and the peak
+//!   RSS of 10M rows over that of 1M rows (the server's peak RSS is printed beside it).
+//!
+//! The criterion group's server runs in the bench's process unless
+//! `ZEROBUS_BENCH_SERVER=process` or `ZEROBUS_BENCH_ENDPOINT` says otherwise (as in `e2e`).
 //!
 //! ```text
 //! cargo bench --features local,datafusion --bench sql_insert                # everything
@@ -32,6 +36,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
+
+#[path = "support/server.rs"]
+mod server;
+
+use server::{peak_rss_mib, BenchServer};
 
 const TABLE: &str = "bench.sql.insert";
 const QUERY: &str = "SELECT value AS id, CAST(value % 7 AS INT) AS bucket, \
@@ -63,28 +72,33 @@ fn main() {
     matrix(if benching { 1 } else { 1_000 });
 }
 
-/// One configuration, timed, in this process: prints seconds, rows/s and peak RSS.
+/// One configuration, timed, in this process against `zerobus-local` in a child process
+/// (so this process's peak RSS is the client's alone): prints seconds, rows/s and the peak
+/// RSS of both processes.
 fn child(runtime: &Runtime, mode: &str, rows: &str, workers: &str) {
     let rows: u64 = rows.parse().expect("rows: a whole number");
     let workers: usize = workers.parse().expect("workers: a whole number");
-    let server = runtime.block_on(start_server());
+    let (server, endpoint) = BenchServer::child();
     let started = Instant::now();
-    let landed = runtime.block_on(insert(&server, mode, rows, workers));
+    let landed = runtime.block_on(insert(&endpoint, mode, rows, workers));
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(landed, rows, "rows landed");
-    runtime.block_on(server.shutdown());
     println!(
         "{mode} rows={rows} workers={workers} seconds={seconds:.3} rows_per_s={:.0} \
-         peak_rss_mib={}",
+         peak_rss_mib={} server_peak_rss_mib={}",
         rows as f64 / seconds,
-        peak_rss_mib()
+        peak_rss_mib("/proc/self/status").unwrap_or(0),
+        server.child_peak_rss_mib().unwrap_or(0)
     );
 }
 
 /// The criterion group: SQL and direct, 1 and 2 workers, `rows` rows per run against one
 /// server; then the medians and their ratios.
 fn compare(criterion: &mut Criterion, runtime: &Runtime, rows: u64) {
-    let server = runtime.block_on(start_server());
+    let (server, endpoint, where_) = runtime.block_on(BenchServer::from_env(
+        LocalZerobus::builder().landing(Landing::None),
+    ));
+    println!("sql_insert criterion group: server {where_}");
     // Every run's wall time per contender (warm-up runs included; the median is robust).
     let runs: RefCell<BTreeMap<String, Vec<Duration>>> = RefCell::default();
     let name = if rows == 1_000_000 {
@@ -107,7 +121,7 @@ fn compare(criterion: &mut Criterion, runtime: &Runtime, rows: u64) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let started = Instant::now();
-                        let landed = runtime.block_on(insert(&server, mode, rows, workers));
+                        let landed = runtime.block_on(insert(&endpoint, mode, rows, workers));
                         let took = started.elapsed();
                         assert_eq!(landed, rows, "{id}: rows landed");
                         runs.borrow_mut().entry(id.clone()).or_default().push(took);
@@ -184,23 +198,25 @@ fn matrix(scale_down: u64) {
             workers,
             field("seconds="),
             field("peak_rss_mib="),
+            field("server_peak_rss_mib="),
         ));
     }
     println!("\nsql_insert matrix (each row a child process)");
     println!(
-        "{:>6} {:>10} {:>7} {:>9} {:>11} {:>13}",
-        "mode", "rows", "workers", "seconds", "rows/s", "peak RSS MiB"
+        "{:>6} {:>10} {:>7} {:>9} {:>11} {:>13} {:>13}",
+        "mode", "rows", "workers", "seconds", "rows/s", "peak RSS MiB", "server's MiB"
     );
-    for (mode, rows, workers, seconds, rss) in &results {
+    for (mode, rows, workers, seconds, rss, server_rss) in &results {
         println!(
-            "{mode:>6} {rows:>10} {workers:>7} {seconds:>9.2} {:>11.0} {rss:>13.0}",
+            "{mode:>6} {rows:>10} {workers:>7} {seconds:>9.2} {:>11.0} {rss:>13.0} \
+             {server_rss:>13.0}",
             *rows as f64 / seconds
         );
     }
     let seconds = |i: usize| results[i].3;
     println!(
         "sql/direct throughput: 1 worker {:.2}, 2 workers {:.2}; 2 workers/1 worker: \
-         sql {:.2}, direct {:.2}; peak RSS sql {large}/{small} rows: {:.2}\n",
+         sql {:.2}, direct {:.2}; peak RSS (client process) sql {large}/{small} rows: {:.2}\n",
         seconds(0) / seconds(1),
         seconds(2) / seconds(3),
         seconds(1) / seconds(3),
@@ -209,18 +225,10 @@ fn matrix(scale_down: u64) {
     );
 }
 
-async fn start_server() -> LocalZerobus {
-    LocalZerobus::builder()
-        .landing(Landing::None)
-        .start()
-        .await
-        .expect("local server")
-}
-
 /// One INSERT of `rows` rows (`mode` `sql`) or the same batches through the wrapper
 /// directly (any other `mode`); returns the rows that landed.
-async fn insert(server: &LocalZerobus, mode: &str, rows: u64, workers: usize) -> u64 {
-    let config = WrapperConfiguration::new(server.endpoint(), TABLE);
+async fn insert(endpoint: &str, mode: &str, rows: u64, workers: usize) -> u64 {
+    let config = WrapperConfiguration::new(endpoint, TABLE);
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(32_768));
     let query = QUERY.replace("{rows}", &rows.to_string());
     if mode != "sql" {
@@ -297,18 +305,4 @@ async fn direct(
         wrapper.shutdown().await.expect("shutdown");
     }
     landed
-}
-
-/// The peak resident set size of this process (Linux `VmHWM`), in MiB.
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
 }
