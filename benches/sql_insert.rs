@@ -27,7 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_zerobus_sdk_wrapper::datafusion::{SinkOptions, ZerobusTableProvider};
+use arrow_zerobus_sdk_wrapper::datafusion::{
+    SinkOptions, ZerobusTableProvider, DEFAULT_MAX_INFLIGHT_BATCHES,
+};
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 use criterion::{Criterion, SamplingMode};
@@ -260,8 +262,8 @@ async fn insert(endpoint: &str, mode: &str, rows: u64, workers: usize) -> u64 {
         .value(0)
 }
 
-/// The same batches, straight into `workers` wrappers (round robin, 8 batches in flight
-/// each): the baseline the SQL path is measured against.
+/// The same batches, straight into `workers` wrappers (round robin, as many batches in
+/// flight each as the sink's default): the baseline the SQL path is measured against.
 async fn direct(
     ctx: &SessionContext,
     query: &str,
@@ -289,7 +291,7 @@ async fn direct(
         inflight.push_back(tokio::spawn(async move {
             wrapper.submit_batch(batch).await.expect("submit").await
         }));
-        while inflight.len() >= 8 * workers {
+        while inflight.len() >= DEFAULT_MAX_INFLIGHT_BATCHES * workers {
             let result = inflight
                 .pop_front()
                 .expect("in flight")
