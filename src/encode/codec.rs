@@ -132,7 +132,7 @@ pub(crate) trait FieldCodec {
         &self,
         rows: Rows<'_>,
         first_row: usize,
-        buf: &mut [u8],
+        buf: &mut [std::mem::MaybeUninit<u8>],
         cursors: &mut [usize],
     ) {
         // The null test is chosen once per column: a column without nulls has none per row.
@@ -166,7 +166,7 @@ fn write_rows<C: FieldCodec + ?Sized>(
     codec: &C,
     rows: Rows<'_>,
     first_row: usize,
-    buf: &mut [u8],
+    buf: &mut [std::mem::MaybeUninit<u8>],
     cursors: &mut [usize],
     valid: impl Fn(usize) -> bool,
 ) {

@@ -248,15 +248,18 @@ impl BlockState {
 
     /// Appends the records of `rows` (sized by [`BlockState::size`]) to `encoded`.
     fn write(&mut self, rows: Range<usize>, codecs: &[BoxedCodec<'_>], encoded: &mut EncodedBatch) {
+        // Cursors are relative to the block's first byte.
+        let start = encoded.data.len();
         self.cursors.clear();
-        let mut end = encoded.data.len();
+        let mut end = 0;
         for size in &self.sizes {
             self.cursors.push(end);
             end += size;
-            encoded.offsets.push(end);
+            encoded.offsets.push(start + end);
         }
-        // Zeroed just before the columns write it, so the bytes are in cache when they do.
-        encoded.data.resize(end, 0);
+        encoded.data.reserve(end);
+        // The block's bytes, written by the columns without being zeroed first.
+        let out = &mut encoded.data.spare_capacity_mut()[..end];
         let which = if self.failures.is_empty() {
             Rows::Range(rows.clone())
         } else {
@@ -267,19 +270,46 @@ impl BlockState {
             Rows::Only(&self.ok_rows)
         };
         for codec in codecs {
-            codec.write_column(
-                which.clone(),
-                rows.start,
-                &mut encoded.data,
-                &mut self.cursors,
-            );
+            codec.write_column(which.clone(), rows.start, out, &mut self.cursors);
         }
-        debug_assert!(
-            rows.clone().all(|row| contains_row(&self.failures, row)
-                || self.cursors[row - rows.start] == encoded.offsets[row + 1]),
-            "every row must fill exactly its computed size"
-        );
+        // Each write advances its row's cursor by the bytes it stored, from the row's
+        // first byte on; a row whose cursor ends exactly at its end therefore had every byte
+        // written (failed rows are empty). Checked always: a codec whose size and write
+        // disagreed would otherwise send uninitialized memory.
+        let sizes_met = self
+            .cursors
+            .iter()
+            .zip(&encoded.offsets[rows.start + 1..])
+            .all(|(&cursor, &row_end)| start + cursor == row_end);
+        if !sizes_met {
+            out.fill(std::mem::MaybeUninit::new(0));
+            self.fail_block(rows.clone());
+        }
+        // SAFETY: every byte of `start..start + end` is initialized: written by the
+        // columns (checked just above) or zeroed.
+        #[allow(unsafe_code)]
+        unsafe {
+            encoded.data.set_len(start + end)
+        };
         encoded.failures.append(&mut self.failures);
+    }
+
+    /// Fails every row of the block that had not failed yet: an encoder bug (a codec wrote
+    /// a different number of bytes than it sized), reported rather than sent.
+    #[cold]
+    fn fail_block(&mut self, rows: Range<usize>) {
+        for row in rows {
+            if !contains_row(&self.failures, row) {
+                let message = format!(
+                    "row {row}: internal encoder error: the bytes written differ from the \
+                     size computed for the record; the row was not sent (please report this)"
+                );
+                let failure =
+                    ConversionFailure::new(ConversionErrorKind::Other, message).with_row(row);
+                self.failures.push((row, failure));
+            }
+        }
+        self.failures.sort_by_key(|(row, _)| *row);
     }
 }
 

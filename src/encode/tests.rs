@@ -7,6 +7,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 
+use super::codec::FieldCodec;
 use super::*;
 
 fn encode(columns: Vec<(&str, ArrayRef)>) -> EncodedBatch {
@@ -142,5 +143,72 @@ fn nulls_of_a_sliced_batch_are_read_at_its_offset() {
             prost::encoding::encode_varint(*value as u64, &mut expected);
         }
         assert_eq!(encoded.record(row).unwrap(), expected, "row {row}");
+    }
+}
+
+/// A codec whose write disagrees with its size: `written` bytes per row against `sized`.
+struct Miscounted {
+    sized: usize,
+    written: usize,
+}
+
+impl FieldCodec for Miscounted {
+    fn size(&self, _: usize) -> Result<usize, ValueError> {
+        Ok(self.sized)
+    }
+    fn nulls(&self) -> Option<&arrow::buffer::NullBuffer> {
+        None
+    }
+    fn write_valid(&self, _: usize, out: &mut wire::Out<'_>) {
+        out.bytes(&vec![0xAB; self.written]);
+    }
+}
+
+/// The bytes a block of `rows` rows gets from `codec`, and its failures.
+fn write_block(codec: Miscounted, rows: usize) -> EncodedBatch {
+    let codecs: Vec<BoxedCodec<'_>> = vec![Box::new(codec)];
+    let fields = arrow::datatypes::Fields::from(vec![Field::new("c", DataType::Int32, true)]);
+    let mut block = BlockState::default();
+    let mut encoded = EncodedBatch {
+        offsets: vec![0],
+        ..EncodedBatch::default()
+    };
+    block.size(0..rows, &codecs, &fields, usize::MAX);
+    block.write(0..rows, &codecs, &mut encoded);
+    encoded
+}
+
+#[test]
+fn a_block_whose_writes_fill_its_sizes_is_kept() {
+    let encoded = write_block(
+        Miscounted {
+            sized: 3,
+            written: 3,
+        },
+        4,
+    );
+    assert_eq!(encoded.successful_count(), 4);
+    assert_eq!(encoded.record(2), Some(&[0xAB; 3][..]));
+}
+
+#[test]
+fn a_codec_writing_less_than_it_sized_fails_its_block_and_never_sends_unwritten_bytes() {
+    for written in [0, 2] {
+        let encoded = write_block(Miscounted { sized: 3, written }, 5);
+        assert_eq!(encoded.successful_count(), 0, "written {written}");
+        assert_eq!(encoded.failures().len(), 5);
+        for (row, failure) in encoded.failures() {
+            assert_eq!(failure.kind, ConversionErrorKind::Other);
+            assert!(
+                failure
+                    .message
+                    .contains(&format!("row {row}: internal encoder error")),
+                "{}",
+                failure.message
+            );
+        }
+        // The block's bytes were zeroed rather than left as they were.
+        assert_eq!(encoded.encoded_len(), 15);
+        assert!(encoded.data.iter().all(|&b| b == 0));
     }
 }

@@ -1,5 +1,7 @@
 //! Protobuf wire primitives: varints, tags, and a cursor into a pre-sized buffer.
 
+use std::mem::MaybeUninit;
+
 /// Protobuf wire types used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WireType {
@@ -48,27 +50,46 @@ impl Tag {
 }
 
 /// Writes into a buffer whose size was computed beforehand; `pos` is the next byte.
+///
+/// The buffer is the output's spare capacity, not yet initialized: the encoder writes every
+/// byte of it exactly once instead of zeroing it first (a `memset` of the whole output
+/// cost ~12 % of an encode). `Out` only ever stores initialized bytes into it.
 pub(crate) struct Out<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [MaybeUninit<u8>],
     pub(crate) pos: usize,
+}
+
+/// `src` seen as possibly-uninitialized bytes, to copy into an [`Out`].
+#[inline(always)]
+fn as_uninit(src: &[u8]) -> &[MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and every initialized byte is a
+    // valid `MaybeUninit<u8>`; the slice is only read.
+    #[allow(unsafe_code)]
+    unsafe {
+        &*(src as *const [u8] as *const [MaybeUninit<u8>])
+    }
 }
 
 impl<'a> Out<'a> {
     #[cfg(test)]
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        // SAFETY: same layout; `Out` only stores initialized bytes, so `buf` stays
+        // initialized.
+        #[allow(unsafe_code)]
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
         Self { buf, pos: 0 }
     }
 
     /// A writer at `pos` of `buf`.
     #[inline(always)]
-    pub(crate) fn at(buf: &'a mut [u8], pos: usize) -> Self {
+    pub(crate) fn at(buf: &'a mut [MaybeUninit<u8>], pos: usize) -> Self {
         Self { buf, pos }
     }
 
     #[inline(always)]
     pub(crate) fn tag(&mut self, tag: &Tag) {
         if tag.len == 1 {
-            self.buf[self.pos] = tag.bytes[0];
+            self.buf[self.pos] = MaybeUninit::new(tag.bytes[0]);
             self.pos += 1;
         } else {
             self.bytes(&tag.bytes[..tag.len()]);
@@ -79,7 +100,7 @@ impl<'a> Out<'a> {
     pub(crate) fn varint(&mut self, value: u64) {
         if value < 0x80 {
             // One byte: tags, short lengths, booleans, small numbers.
-            self.buf[self.pos] = value as u8;
+            self.buf[self.pos] = MaybeUninit::new(value as u8);
             self.pos += 1;
             return;
         }
@@ -87,24 +108,25 @@ impl<'a> Out<'a> {
             // Negative int32/int64 values always take ten bytes: unrolled, one bounds check.
             let out = &mut self.buf[self.pos..self.pos + 10];
             for (k, byte) in out[..9].iter_mut().enumerate() {
-                *byte = (value >> (7 * k)) as u8 | 0x80;
+                *byte = MaybeUninit::new((value >> (7 * k)) as u8 | 0x80);
             }
-            out[9] = 1;
+            out[9] = MaybeUninit::new(1);
             self.pos += 10;
             return;
         }
         let mut value = value;
         while value >= 0x80 {
-            self.buf[self.pos] = (value as u8) | 0x80;
+            self.buf[self.pos] = MaybeUninit::new((value as u8) | 0x80);
             value >>= 7;
             self.pos += 1;
         }
-        self.buf[self.pos] = value as u8;
+        self.buf[self.pos] = MaybeUninit::new(value as u8);
         self.pos += 1;
     }
 
     #[inline(always)]
     pub(crate) fn bytes(&mut self, src: &[u8]) {
+        let src = as_uninit(src);
         let n = src.len();
         let dst = &mut self.buf[self.pos..self.pos + n];
         // Short strings are the common case: fixed-size moves beat a call to memcpy, whose
@@ -163,7 +185,8 @@ mod tests {
         for n in 0..=70 {
             let src: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(37) | 1).collect();
             let mut buf = vec![0u8; n + 2];
-            let mut out = Out::at(&mut buf, 1);
+            let mut out = Out::new(&mut buf);
+            out.pos = 1;
             out.bytes(&src);
             assert_eq!(out.pos, n + 1);
             assert_eq!(&buf[1..n + 1], src.as_slice(), "length {n}");
