@@ -222,14 +222,9 @@ impl Bench {
             .connector_factory(Arc::new(|_: &str| None))
             .build()
             .expect("sdk");
-        let stream = sdk
-            .stream_builder()
-            .table(TABLE)
-            .no_auth()
-            .compiled_proto(schema.descriptor().clone())
-            .build()
-            .await
-            .expect("stream");
+        // The Arrow stream first: a server started without the table creates it from the
+        // first stream, and only the Arrow schema says `at` is a timestamp (protobuf
+        // carries it as int64, which a TIMESTAMP column accepts, not the other way round).
         let arrow_stream = sdk
             .stream_builder()
             .table(TABLE)
@@ -238,6 +233,14 @@ impl Bench {
             .build_arrow()
             .await
             .expect("arrow stream");
+        let stream = sdk
+            .stream_builder()
+            .table(TABLE)
+            .no_auth()
+            .compiled_proto(schema.descriptor().clone())
+            .build()
+            .await
+            .expect("stream");
         Self {
             _server: server,
             where_,
