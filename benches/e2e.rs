@@ -1,12 +1,20 @@
 //! End to end over gRPC on loopback: `ZerobusWrapper::send_batch` (encode, chunk, send,
 //! wait for the durable ack) against the ceiling — the official SDK driven directly with
-//! records encoded beforehand — on the protobuf path, against the local server with
-//! `Landing::None` (acks as soon as a request is decoded, nothing stored).
+//! data prepared beforehand — on both paths, against the local server with
+//! `Landing::None` (acks as soon as a request is decoded, nothing stored):
+//!
+//! - **protobuf**: the wrapper's default transport against `ingest_records_offset` fed the
+//!   records encoded beforehand;
+//! - **flight**: the wrapper with the Arrow Flight transport against the SDK's Arrow
+//!   stream (`build_arrow`) and raw `ingest_batch`, fed the batch already normalized to
+//!   the SDK's Arrow schema for the table and cut at the same rows as the protobuf chunks
+//!   (zero-copy slices).
 //!
 //! Run with `cargo bench --features local --bench e2e`. Besides criterion's estimates (the
-//! 1 MB batch, both contenders, throughput in bytes), the bench's own loop prints rows/s,
-//! MB/s and the wrapper/ceiling ratio per batch size, and p50/p95/p99 latency of
-//! `send_batch` to the durable ack (criterion gives no percentiles).
+//! 1 MB batch, both contenders, throughput in bytes: groups `e2e_1MB` and
+//! `e2e_1MB_flight`), the bench's own loop prints rows/s, MB/s and the wrapper/ceiling
+//! ratio per batch size and path, and p50/p95/p99 latency of `send_batch` to the durable
+//! ack (criterion gives no percentiles). Sizes are protobuf bytes on both paths.
 //!
 //! Where the server runs (both contenders always talk to the same one, in the same run):
 //! - by default in the bench's own process and runtime (client and server share its two
@@ -26,13 +34,16 @@ use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
-use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
+use arrow_zerobus_sdk_wrapper::{TransportKind, WrapperConfiguration, ZerobusWrapper};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use databricks_zerobus_ingest_sdk::{StreamConfigurationOptions, ZerobusSdk, ZerobusStream};
+use databricks_zerobus_ingest_sdk::{
+    StreamConfigurationOptions, ZerobusArrowStream, ZerobusSdk, ZerobusStream,
+};
 use tokio::runtime::Runtime;
 
 #[path = "support/server.rs"]
@@ -54,6 +65,32 @@ fn schema() -> SchemaRef {
             true,
         ),
     ]))
+}
+
+/// The Arrow schema the SDK derives for the table (what its Arrow Flight stream carries):
+/// STRING is `LargeUtf8`, the other columns keep their types.
+fn flight_schema() -> SchemaRef {
+    let fields = schema()
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::LargeUtf8),
+            _ => field.as_ref().clone(),
+        })
+        .collect::<Vec<_>>();
+    Arc::new(Schema::new(fields))
+}
+
+/// `batch` in the Arrow schema of the SDK's Arrow stream.
+fn normalized(batch: &RecordBatch) -> RecordBatch {
+    let target = flight_schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(column, field)| cast(column, field.data_type()).expect("cast"))
+        .collect();
+    RecordBatch::try_new(target, columns).expect("normalized batch")
 }
 
 /// `rows` deterministic rows (names of 10–40 characters, every 10th value null).
@@ -88,6 +125,8 @@ struct Case {
     batch: RecordBatch,
     /// The encoded records, cut into ingest calls under the SDK's payload limit.
     chunks: Vec<Vec<Vec<u8>>>,
+    /// The batch normalized to the SDK's Arrow schema, sliced at the rows of `chunks`.
+    flight_chunks: Vec<RecordBatch>,
     bytes: usize,
 }
 
@@ -111,10 +150,21 @@ impl Case {
             used += framed;
             chunks.last_mut().expect("a chunk").push(record.to_vec());
         }
+        let whole = normalized(&batch);
+        let mut first = 0;
+        let flight_chunks = chunks
+            .iter()
+            .map(|chunk| {
+                let slice = whole.slice(first, chunk.len());
+                first += chunk.len();
+                slice
+            })
+            .collect();
         Self {
             name,
             batch,
             chunks,
+            flight_chunks,
             bytes: encoded.encoded_len(),
         }
     }
@@ -124,13 +174,31 @@ impl Case {
     }
 }
 
-/// The server, a wrapper and a plain SDK stream pointed at it.
+/// Which transport: the wrapper's and the SDK stream it is compared with.
+#[derive(Clone, Copy)]
+enum Path {
+    Protobuf,
+    Flight,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Protobuf => "protobuf",
+            Path::Flight => "flight",
+        }
+    }
+}
+
+/// The server, a wrapper per path and plain SDK streams pointed at it.
 struct Bench {
     _server: BenchServer,
     where_: &'static str,
     wrapper: ZerobusWrapper,
+    flight_wrapper: ZerobusWrapper,
     _sdk: ZerobusSdk,
     stream: ZerobusStream,
+    arrow_stream: ZerobusArrowStream,
     schema: Arc<TableSchema>,
 }
 
@@ -142,9 +210,11 @@ impl Bench {
                 .table(TABLE, schema()),
         )
         .await;
-        let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(endpoint.clone(), TABLE))
+        let config = WrapperConfiguration::new(endpoint.clone(), TABLE);
+        let wrapper = ZerobusWrapper::new(config.clone()).await.expect("wrapper");
+        let flight_wrapper = ZerobusWrapper::new(config.with_transport(TransportKind::ArrowFlight))
             .await
-            .expect("wrapper");
+            .expect("flight wrapper");
         let schema = Arc::new(TableSchema::try_new(schema(), TABLE).expect("table schema"));
         let sdk = ZerobusSdk::builder()
             .endpoint(endpoint)
@@ -152,6 +222,17 @@ impl Bench {
             .connector_factory(Arc::new(|_: &str| None))
             .build()
             .expect("sdk");
+        // The Arrow stream first: a server started without the table creates it from the
+        // first stream, and only the Arrow schema says `at` is a timestamp (protobuf
+        // carries it as int64, which a TIMESTAMP column accepts, not the other way round).
+        let arrow_stream = sdk
+            .stream_builder()
+            .table(TABLE)
+            .no_auth()
+            .arrow(flight_schema())
+            .build_arrow()
+            .await
+            .expect("arrow stream");
         let stream = sdk
             .stream_builder()
             .table(TABLE)
@@ -164,19 +245,26 @@ impl Bench {
             _server: server,
             where_,
             wrapper,
+            flight_wrapper,
             _sdk: sdk,
             stream,
+            arrow_stream,
             schema,
         }
     }
 
-    /// `send_batch` to the durable ack.
-    async fn wrapper_send(&self, batch: &RecordBatch) {
-        let result = self.wrapper.send_batch(batch.clone()).await.expect("send");
+    /// `send_batch` to the durable ack, on `path`.
+    async fn wrapper_send(&self, path: Path, batch: &RecordBatch) {
+        let wrapper = match path {
+            Path::Protobuf => &self.wrapper,
+            Path::Flight => &self.flight_wrapper,
+        };
+        let result = wrapper.send_batch(batch.clone()).await.expect("send");
         assert!(result.success, "failed rows: {}", result.failed_count);
     }
 
-    /// The ceiling: the records already encoded and copied, ingested and acknowledged.
+    /// The protobuf ceiling: the records already encoded and copied, ingested and
+    /// acknowledged.
     async fn sdk_send(&self, chunks: Vec<Vec<Vec<u8>>>) {
         let mut last = None;
         for chunk in chunks {
@@ -188,6 +276,40 @@ impl Bench {
         }
         let last = last.expect("an offset");
         self.stream.wait_for_offset(last).await.expect("ack");
+    }
+
+    /// The Flight ceiling: the batch already normalized and sliced, ingested and
+    /// acknowledged.
+    async fn sdk_send_arrow(&self, chunks: &[RecordBatch]) {
+        let mut last = None;
+        for chunk in chunks {
+            last = Some(
+                self.arrow_stream
+                    .ingest_batch(chunk.clone())
+                    .await
+                    .expect("ingest batch"),
+            );
+        }
+        let last = last.expect("an offset");
+        self.arrow_stream.wait_for_offset(last).await.expect("ack");
+    }
+
+    /// The ceiling of `path` for `case`, timed from its first ingest call (the copy of
+    /// the protobuf records is made before).
+    fn ceiling(&self, runtime: &Runtime, path: Path, case: &Case) -> Duration {
+        match path {
+            Path::Protobuf => {
+                let chunks = case.chunks.clone();
+                let started = Instant::now();
+                runtime.block_on(self.sdk_send(chunks));
+                started.elapsed()
+            }
+            Path::Flight => {
+                let started = Instant::now();
+                runtime.block_on(self.sdk_send_arrow(&case.flight_chunks));
+                started.elapsed()
+            }
+        }
     }
 }
 
@@ -202,12 +324,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The bench's own loop: throughput of both contenders and the wrapper's latency
-/// percentiles per batch size, printed as one table.
+/// percentiles per batch size and path, printed as one table.
 fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
     println!("\nserver: {}", bench.where_);
     println!(
-        "{:<10} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
+        "{:<10} {:<8} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
         "batch",
+        "path",
         "rows",
         "MB",
         "n",
@@ -221,48 +344,52 @@ fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
         "p99 ms"
     );
     for case in cases {
-        // About 2 s per contender in a real run, at least 20 samples; 3 in test mode.
-        let n = if quick {
-            3
-        } else {
-            (200_000_000 / case.bytes.max(1)).clamp(20, 400)
-        };
-        let mut latencies = Vec::with_capacity(n);
-        let mut wrapper_total = Duration::ZERO;
-        let mut ceiling_total = Duration::ZERO;
-        for _ in 0..n {
-            let started = Instant::now();
-            runtime.block_on(bench.wrapper_send(&case.batch));
-            let took = started.elapsed();
-            latencies.push(took);
-            wrapper_total += took;
-
-            let chunks = case.chunks.clone();
-            let started = Instant::now();
-            runtime.block_on(bench.sdk_send(chunks));
-            ceiling_total += started.elapsed();
+        for path in [Path::Protobuf, Path::Flight] {
+            report_one(runtime, bench, case, path, quick);
         }
-        latencies.sort_unstable();
-        let per_s = |total: Duration, units: usize| (units * n) as f64 / total.as_secs_f64();
-        let wrapper_rows = per_s(wrapper_total, case.rows());
-        let ceiling_rows = per_s(ceiling_total, case.rows());
-        println!(
-            "{:<10} {:>8} {:>9.2} {:>5} | {:>11.0} {:>8.1} | {:>11.0} {:>8.1} | {:>5.2} | {:>8.2} {:>8.2} {:>8.2}",
-            case.name,
-            case.rows(),
-            case.bytes as f64 / 1e6,
-            n,
-            wrapper_rows,
-            per_s(wrapper_total, case.bytes) / 1e6,
-            ceiling_rows,
-            per_s(ceiling_total, case.bytes) / 1e6,
-            wrapper_rows / ceiling_rows,
-            ms(percentile(&latencies, 50.0)),
-            ms(percentile(&latencies, 95.0)),
-            ms(percentile(&latencies, 99.0)),
-        );
     }
     println!();
+}
+
+/// One row of the table: `case` on `path`, wrapper and ceiling alternately.
+fn report_one(runtime: &Runtime, bench: &Bench, case: &Case, path: Path, quick: bool) {
+    // About 2 s per contender in a real run, at least 20 samples; 3 in test mode.
+    let n = if quick {
+        3
+    } else {
+        (200_000_000 / case.bytes.max(1)).clamp(20, 400)
+    };
+    let mut latencies = Vec::with_capacity(n);
+    let mut wrapper_total = Duration::ZERO;
+    let mut ceiling_total = Duration::ZERO;
+    for _ in 0..n {
+        let started = Instant::now();
+        runtime.block_on(bench.wrapper_send(path, &case.batch));
+        let took = started.elapsed();
+        latencies.push(took);
+        wrapper_total += took;
+        ceiling_total += bench.ceiling(runtime, path, case);
+    }
+    latencies.sort_unstable();
+    let per_s = |total: Duration, units: usize| (units * n) as f64 / total.as_secs_f64();
+    let wrapper_rows = per_s(wrapper_total, case.rows());
+    let ceiling_rows = per_s(ceiling_total, case.rows());
+    println!(
+        "{:<10} {:<8} {:>8} {:>9.2} {:>5} | {:>11.0} {:>8.1} | {:>11.0} {:>8.1} | {:>5.2} | {:>8.2} {:>8.2} {:>8.2}",
+        case.name,
+        path.name(),
+        case.rows(),
+        case.bytes as f64 / 1e6,
+        n,
+        wrapper_rows,
+        per_s(wrapper_total, case.bytes) / 1e6,
+        ceiling_rows,
+        per_s(ceiling_total, case.bytes) / 1e6,
+        wrapper_rows / ceiling_rows,
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 95.0)),
+        ms(percentile(&latencies, 99.0)),
+    );
 }
 
 fn e2e(c: &mut Criterion) {
@@ -289,7 +416,7 @@ fn e2e(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Bytes(case.bytes as u64));
     group.bench_function("wrapper_send_batch", |b| {
-        b.iter(|| runtime.block_on(bench.wrapper_send(black_box(&case.batch))))
+        b.iter(|| runtime.block_on(bench.wrapper_send(Path::Protobuf, black_box(&case.batch))))
     });
     group.bench_function("sdk_pre_encoded", |b| {
         b.iter_batched(
@@ -299,9 +426,23 @@ fn e2e(c: &mut Criterion) {
         )
     });
     group.finish();
-    runtime
-        .block_on(bench.wrapper.shutdown())
-        .expect("shutdown");
+
+    let mut group = c.benchmark_group("e2e_1MB_flight");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(case.bytes as u64));
+    group.bench_function("wrapper_send_batch", |b| {
+        b.iter(|| runtime.block_on(bench.wrapper_send(Path::Flight, black_box(&case.batch))))
+    });
+    group.bench_function("sdk_ingest_batch", |b| {
+        b.iter(|| runtime.block_on(bench.sdk_send_arrow(black_box(&case.flight_chunks))))
+    });
+    group.finish();
+
+    for wrapper in [&bench.wrapper, &bench.flight_wrapper] {
+        runtime.block_on(wrapper.shutdown()).expect("shutdown");
+    }
 }
 
 criterion_group!(benches, e2e);

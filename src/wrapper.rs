@@ -218,10 +218,16 @@ impl ZerobusWrapper {
         let schema = inner.schemas.get(batch.schema_ref())?;
         let encode = trace.phase("encode");
         let encode_started = Instant::now();
+        let encoder = RowEncoder::new(schema.clone())
+            .with_max_record_size(inner.config.max_record_size_bytes);
+        // Validating and sizing is enough when neither the transport nor the debug output
+        // needs the protobuf bytes (the Arrow Flight transport sends the batch itself).
         let encoded = Arc::new(
-            RowEncoder::new(schema.clone())
-                .with_max_record_size(inner.config.max_record_size_bytes)
-                .encode(&batch)?,
+            if inner.debug.is_none() && !inner.transport.needs_records() {
+                encoder.measure(&batch)?
+            } else {
+                encoder.encode(&batch)?
+            },
         );
         inner.telemetry.encoded(encode_started.elapsed());
         encode.end();
@@ -357,8 +363,7 @@ fn encoded_bytes_of_successful_rows(
 ) -> usize {
     let undelivered: usize = failed_rows
         .iter()
-        .filter_map(|(row, _)| encoded.record(*row))
-        .map(<[u8]>::len)
+        .filter_map(|(row, _)| encoded.record_len(*row))
         .sum();
     encoded.encoded_len() - undelivered
 }

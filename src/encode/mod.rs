@@ -101,6 +101,49 @@ impl RowEncoder {
     /// Only when the batch's schema is not the encoder's (a
     /// [`ConversionErrorKind::SchemaMismatch`] conversion error).
     pub fn encode(&self, batch: &RecordBatch) -> Result<EncodedBatch, ZerobusError> {
+        self.run(batch, true)
+    }
+
+    /// Validates and sizes every row of `batch` without writing any record: the size pass
+    /// of [`encode`](Self::encode) alone.
+    ///
+    /// The result has exactly the failures, [`record_len`](EncodedBatch::record_len)s and
+    /// [`encoded_len`](EncodedBatch::encoded_len) that `encode` gives for the same batch,
+    /// but no bytes ([`EncodedBatch::has_records`] is `false`). For a transport that sends
+    /// the rows in another form (Arrow Flight) but reports the same per-row outcomes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use arrow::array::{RecordBatch, UInt64Array};
+    /// use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
+    /// use arrow_zerobus_sdk_wrapper::schema::TableSchema;
+    ///
+    /// let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::UInt64, true)]));
+    /// let batch = RecordBatch::try_new(
+    ///     schema.clone(),
+    ///     vec![Arc::new(UInt64Array::from(vec![Some(150), Some(u64::MAX), None]))],
+    /// )?;
+    /// let encoder = RowEncoder::new(Arc::new(TableSchema::try_new(schema, "t")?));
+    /// let measured = encoder.measure(&batch)?;
+    /// assert!(!measured.has_records());
+    /// // field 1, varint 150 (3 bytes); u64::MAX does not fit BIGINT; null: empty record
+    /// assert_eq!(measured.record_len(0), Some(3));
+    /// assert_eq!(measured.record_len(1), None);
+    /// assert_eq!(measured.record_len(2), Some(0));
+    /// assert_eq!(measured.failures()[0].0, 1);
+    /// assert_eq!(measured.encoded_len(), encoder.encode(&batch)?.encoded_len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub fn measure(&self, batch: &RecordBatch) -> Result<EncodedBatch, ZerobusError> {
+        self.run(batch, false)
+    }
+
+    /// Sizes (and, if `write`, writes) every row of `batch`.
+    fn run(&self, batch: &RecordBatch, write: bool) -> Result<EncodedBatch, ZerobusError> {
         self.check_schema(batch)?;
         let rows = batch.num_rows();
         let fields = self.schema.arrow_schema().fields();
@@ -122,10 +165,16 @@ impl RowEncoder {
             data: Vec::new(),
             offsets: Vec::with_capacity(rows + 1),
             failures: Vec::new(),
+            written: write,
         };
         encoded.offsets.push(0);
         for rows in blocks(rows) {
             block.size(rows.clone(), &codecs, fields, self.max_record_size);
+            if !write {
+                block.place(&mut encoded);
+                encoded.failures.append(&mut block.failures);
+                continue;
+            }
             if rows.start == 0 && rows.end < batch.num_rows() {
                 // Reserve for the whole batch from the first block's size, with headroom: a
                 // short estimate would reallocate (and copy) the whole buffer near the end.
@@ -246,10 +295,11 @@ impl BlockState {
         self.sizes.iter().sum()
     }
 
-    /// Appends the records of `rows` (sized by [`BlockState::size`]) to `encoded`.
-    fn write(&mut self, rows: Range<usize>, codecs: &[BoxedCodec<'_>], encoded: &mut EncodedBatch) {
-        // Cursors are relative to the block's first byte.
-        let start = encoded.data.len();
+    /// Appends the end offsets of the block's rows (sized by [`BlockState::size`]) to
+    /// `encoded`, with each row's start, relative to the block's first byte, in `cursors`;
+    /// returns the block's length in bytes.
+    fn place(&mut self, encoded: &mut EncodedBatch) -> usize {
+        let start = encoded.offsets.last().copied().unwrap_or(0);
         self.cursors.clear();
         let mut end = 0;
         for size in &self.sizes {
@@ -257,6 +307,18 @@ impl BlockState {
             end += size;
             encoded.offsets.push(start + end);
         }
+        end
+    }
+
+    /// Appends the records of `rows` (sized by [`BlockState::size`]) to `encoded`.
+    fn write(&mut self, rows: Range<usize>, codecs: &[BoxedCodec<'_>], encoded: &mut EncodedBatch) {
+        let start = encoded.data.len();
+        debug_assert_eq!(
+            encoded.offsets.last(),
+            Some(&start),
+            "a written batch's offsets"
+        );
+        let end = self.place(encoded);
         encoded.data.reserve(end);
         // The block's bytes, written by the columns without being zeroed first.
         let out = &mut encoded.data.spare_capacity_mut()[..end];
@@ -314,11 +376,17 @@ impl BlockState {
 }
 
 /// The records of one batch: one buffer, row offsets, and the rows that failed.
+///
+/// From [`RowEncoder::measure`], only the offsets and the failures: every method but
+/// [`record`](Self::record) and [`records`](Self::records) answers as for the written
+/// batch, those two give nothing ([`has_records`](Self::has_records)).
 #[derive(Debug, Clone, Default)]
 pub struct EncodedBatch {
     data: Vec<u8>,
     offsets: Vec<usize>,
     failures: Vec<(usize, ConversionFailure)>,
+    /// Whether `data` holds the records (false: measured only).
+    written: bool,
 }
 
 impl EncodedBatch {
@@ -327,20 +395,44 @@ impl EncodedBatch {
         self.offsets.len().saturating_sub(1)
     }
 
-    /// The record of `row`, or `None` if the row failed or is out of range. An all-null
-    /// row is a valid, empty record.
+    /// Whether the records were written ([`RowEncoder::encode`]), not only measured
+    /// ([`RowEncoder::measure`]).
+    pub fn has_records(&self) -> bool {
+        self.written
+    }
+
+    /// The record of `row`, or `None` if the row failed or is out of range, or the batch
+    /// was only measured. An all-null row is a valid, empty record.
     pub fn record(&self, row: usize) -> Option<&[u8]> {
+        let len = self.record_len(row)?;
+        let start = self.offsets[row];
+        self.written.then(|| &self.data[start..start + len])
+    }
+
+    /// `(row, record)` for every row that encoded, in row order (nothing if the batch was
+    /// only measured).
+    pub fn records(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+        let rows = if self.written { self.num_rows() } else { 0 };
+        let failed = self.failures.iter().map(|(row, _)| *row);
+        rows_except(rows, failed)
+            .map(|row| (row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
+    }
+
+    /// The length of `row`'s record in bytes, or `None` if the row failed or is out of
+    /// range (written or measured alike).
+    pub fn record_len(&self, row: usize) -> Option<usize> {
         if row >= self.num_rows() || self.is_failed(row) {
             return None;
         }
-        Some(&self.data[self.offsets[row]..self.offsets[row + 1]])
+        Some(self.offsets[row + 1] - self.offsets[row])
     }
 
-    /// `(row, record)` for every row that encoded, in row order.
-    pub fn records(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+    /// `(row, record length)` for every row that encoded, in row order (written or
+    /// measured alike).
+    pub fn record_lens(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let failed = self.failures.iter().map(|(row, _)| *row);
         rows_except(self.num_rows(), failed)
-            .map(|row| (row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
+            .map(|row| (row, self.offsets[row + 1] - self.offsets[row]))
     }
 
     /// The rows that could not be encoded, in row order, one entry per row.
@@ -361,9 +453,9 @@ impl EncodedBatch {
         self.num_rows() - self.failures.len()
     }
 
-    /// Total bytes of the encoded records.
+    /// Total bytes of the encoded records (written or measured alike).
     pub fn encoded_len(&self) -> usize {
-        self.data.len()
+        self.offsets.last().copied().unwrap_or(0)
     }
 
     /// Whether `row` failed.

@@ -171,6 +171,7 @@ fn write_block(codec: Miscounted, rows: usize) -> EncodedBatch {
     let mut block = BlockState::default();
     let mut encoded = EncodedBatch {
         offsets: vec![0],
+        written: true,
         ..EncodedBatch::default()
     };
     block.size(0..rows, &codecs, &fields, usize::MAX);
@@ -211,4 +212,93 @@ fn a_codec_writing_less_than_it_sized_fails_its_block_and_never_sends_unwritten_
         assert_eq!(encoded.encoded_len(), 15);
         assert!(encoded.data.iter().all(|&b| b == 0));
     }
+}
+
+/// `measure` must agree with `encode` on everything but the bytes.
+fn assert_measure_agrees(batch: &RecordBatch, max_record_size: usize) {
+    let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
+    let encoder = RowEncoder::new(schema).with_max_record_size(max_record_size);
+    let encoded = encoder.encode(batch).unwrap();
+    let measured = encoder.measure(batch).unwrap();
+    assert!(encoded.has_records());
+    assert!(!measured.has_records());
+    assert_eq!(measured.num_rows(), encoded.num_rows());
+    assert_eq!(measured.successful_count(), encoded.successful_count());
+    assert_eq!(measured.encoded_len(), encoded.encoded_len());
+    let failures = |b: &EncodedBatch| {
+        b.failures()
+            .iter()
+            .map(|(row, f)| (*row, f.kind, f.column.clone(), f.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(failures(&measured), failures(&encoded));
+    for row in 0..encoded.num_rows() + 1 {
+        let len = encoded.record(row).map(<[u8]>::len);
+        assert_eq!(encoded.record_len(row), len, "row {row}");
+        assert_eq!(measured.record_len(row), len, "row {row}");
+        assert_eq!(measured.record(row), None, "row {row}");
+        assert_eq!(measured.is_failed(row), encoded.is_failed(row), "row {row}");
+    }
+    let lens: Vec<(usize, usize)> = encoded.records().map(|(r, b)| (r, b.len())).collect();
+    assert_eq!(encoded.record_lens().collect::<Vec<_>>(), lens);
+    assert_eq!(measured.record_lens().collect::<Vec<_>>(), lens);
+    assert_eq!(measured.records().count(), 0);
+}
+
+#[test]
+fn measuring_gives_the_sizes_and_failures_of_encoding() {
+    // 700 rows over several blocks: out-of-range values, null list elements, rows over
+    // the size limit, empty (all-null) rows, and rows that fail in two columns at once.
+    let rows = 700;
+    let big: ArrayRef = Arc::new(UInt64Array::from_iter((0..rows as u64).map(|i| {
+        match i % 11 {
+            0 => None,
+            5 => Some(u64::MAX - i),
+            _ => Some(i * 1_000_003),
+        }
+    })));
+    let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+        (0..rows as i32).map(|i| match i % 13 {
+            0 => None,
+            4 => Some(vec![Some(i), None]),
+            _ => Some((0..i % 5).map(Some).collect()),
+        }),
+    ));
+    let text: ArrayRef =
+        Arc::new(StringArray::from_iter((0..rows).map(|i| {
+            (i % 11 != 0).then(|| "x".repeat(if i % 17 == 0 { 90 } else { i % 20 }))
+        })));
+    let batch = RecordBatch::try_from_iter(vec![("big", big), ("xs", lists), ("s", text)]).unwrap();
+    let encoded = encode_all(&batch);
+    assert!(encoded.failures().len() > 50, "the batch has failures");
+    assert!(
+        encoded.record(0).is_some_and(<[u8]>::is_empty),
+        "row 0 is empty"
+    );
+    assert_measure_agrees(&batch, 100);
+    assert_measure_agrees(&batch.slice(3, 600), 100);
+    assert_measure_agrees(&batch, DEFAULT_MAX_RECORD_SIZE_BYTES);
+    assert_measure_agrees(&batch.slice(0, 0), 100);
+}
+
+fn encode_all(batch: &RecordBatch) -> EncodedBatch {
+    let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
+    RowEncoder::new(schema)
+        .with_max_record_size(100)
+        .encode(batch)
+        .unwrap()
+}
+
+#[test]
+fn measuring_a_batch_of_another_schema_is_rejected_as_encoding_is() {
+    let batch =
+        RecordBatch::try_from_iter(vec![("a", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
+            .unwrap();
+    let other = Schema::new(vec![Field::new("a", DataType::Int64, true)]);
+    let schema = Arc::new(TableSchema::try_new(Arc::new(other), "t").unwrap());
+    let err = RowEncoder::new(schema).measure(&batch).unwrap_err();
+    assert_eq!(
+        err.conversion_failure().unwrap().kind,
+        ConversionErrorKind::SchemaMismatch
+    );
 }

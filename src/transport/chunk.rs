@@ -51,18 +51,17 @@ pub(crate) fn plan_chunks(
     let mut too_large = Vec::new();
     let mut rows = Vec::new();
     let mut used = 0;
-    for (row, record) in encoded.records() {
-        let size = framed_len(record.len());
+    for (row, len) in encoded.record_lens() {
+        let size = framed_len(len);
         if size > limit {
             too_large.push((
                 row,
                 ZerobusError::conversion(
                     ConversionErrorKind::RecordTooLarge,
                     format!(
-                        "row {row}: record of {} bytes exceeds the Zerobus ingest payload limit \
-                         of {limit} bytes (including {} bytes of framing)",
-                        record.len(),
-                        size - record.len()
+                        "row {row}: record of {len} bytes exceeds the Zerobus ingest payload \
+                         limit of {limit} bytes (including {} bytes of framing)",
+                        size - len
                     ),
                 ),
             ));

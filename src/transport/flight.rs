@@ -1,13 +1,16 @@
 //! The Arrow Flight format ([`ArrowFlight`]): batches through the official SDK's
 //! `build_arrow` streams and `ingest_batch`.
 //!
-//! Rows get the same pre-validation as on the protobuf path: the wrapper encodes every
-//! batch, and rows the encoder fails (a value out of range, a null in a NOT NULL column,
-//! a null list element, a record over the size limit) are reported with the same reasons
-//! and never sent. The remaining rows are [normalized](super::normalize) to the Arrow
-//! schema the SDK derives for the table and cut into the same chunks as on the protobuf
-//! path (so each `ingest_batch` call stays under the payload limit, measured on the
-//! encoded rows); the SDK splits larger messages itself.
+//! Rows get the same pre-validation as on the protobuf path: the wrapper runs the
+//! encoder's size pass over every batch
+//! ([`RowEncoder::measure`](crate::encode::RowEncoder::measure); no bytes are written
+//! unless the debug output wants them), and rows the encoder fails (a value out of range,
+//! a null in a NOT NULL column, a null list element, a record over the size limit) are
+//! reported with the same reasons and never sent. The remaining rows are
+//! [normalized](super::normalize) to the Arrow schema the SDK derives for the table and
+//! cut into the same chunks as on the protobuf path (so each `ingest_batch` call stays
+//! under the payload limit, measured on the encoded sizes); the SDK splits larger
+//! messages itself.
 //!
 //! Recovery, pipelining and per-row outcomes are those of the protobuf path
 //! ([`delivery`](super::delivery), [`lane`](super::lane)). After a stream failure the
@@ -35,6 +38,8 @@ pub(crate) struct ArrowFlight;
 
 impl WireFormat for ArrowFlight {
     type Stream = ZerobusArrowStream;
+    // Rows travel as the Arrow batch; the encoder only validates and sizes them.
+    const NEEDS_RECORDS: bool = false;
 
     fn stream_format(schema: &TableSchema) -> Result<Arc<ArrowSchema>, ZerobusError> {
         Ok(Arc::new(target_schema(schema)))
@@ -90,6 +95,15 @@ fn sendable(
 /// The payload of input rows `rows` (ascending, all in `sent`): a zero-copy slice when
 /// they are contiguous in `normalized`, else a copy of those rows.
 fn rows_of(normalized: &RecordBatch, sent: &[usize], rows: &[usize]) -> RecordBatch {
+    // `rows` and `sent` are ascending without repeats: if the first and the last row sit
+    // `rows.len() - 1` apart in `sent`, every row between them is there too.
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        if let (Ok(start), Ok(end)) = (sent.binary_search(first), sent.binary_search(last)) {
+            if end - start + 1 == rows.len() {
+                return normalized.slice(start, rows.len());
+            }
+        }
+    }
     let positions: Vec<usize> = rows
         .iter()
         .filter_map(|row| sent.binary_search(row).ok())

@@ -67,6 +67,12 @@ pub(crate) trait Transport: Send + Sync + Debug {
 
     /// Flushes and closes the transport.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), ZerobusError>>;
+
+    /// Whether [`submit`](Self::submit) reads the records' bytes; if not, a batch that is
+    /// only [measured](crate::encode::RowEncoder::measure) is enough.
+    fn needs_records(&self) -> bool {
+        true
+    }
 }
 
 /// The transport `config` asks for.

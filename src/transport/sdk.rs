@@ -51,6 +51,10 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
     /// The SDK stream.
     type Stream: LaneStream;
 
+    /// Whether [`prepare`](Self::prepare) reads the encoded records' bytes (else only
+    /// their sizes and failures).
+    const NEEDS_RECORDS: bool;
+
     /// What the lane of `schema` opens its streams with.
     fn stream_format(
         schema: &TableSchema,
@@ -72,6 +76,7 @@ pub(crate) struct Protobuf;
 
 impl WireFormat for Protobuf {
     type Stream = ZerobusStream;
+    const NEEDS_RECORDS: bool = true;
 
     fn stream_format(schema: &TableSchema) -> Result<MessageDescriptor, ZerobusError> {
         message_descriptor(schema)
@@ -247,6 +252,10 @@ impl<F: WireFormat> Transport for SdkTransport<F> {
             self.tracker.wait_for_all_begun().await;
             Ok(())
         })
+    }
+
+    fn needs_records(&self) -> bool {
+        F::NEEDS_RECORDS
     }
 
     fn shutdown(&self) -> BoxFuture<'_, Result<(), ZerobusError>> {
