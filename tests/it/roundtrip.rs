@@ -679,10 +679,21 @@ fn check_batch(batch: &RecordBatch) -> Result<(), TestCaseError> {
     let schema = TableSchema::try_new(batch.schema(), "main.default.roundtrip")
         .map_err(|e| TestCaseError::fail(format!("schema rejected: {e}")))?;
     let desc = descriptor(&schema);
-    let encoded = RowEncoder::new(Arc::new(schema))
+    let encoder = RowEncoder::new(Arc::new(schema));
+    let encoded = encoder
         .encode(batch)
         .map_err(|e| TestCaseError::fail(format!("encode failed: {e}")))?;
     prop_assert_eq!(encoded.num_rows(), batch.num_rows());
+
+    // The size-only pass (the Flight transport's) agrees on everything but the bytes.
+    let measured = encoder
+        .measure(batch)
+        .map_err(|e| TestCaseError::fail(format!("measure failed: {e}")))?;
+    prop_assert!(!measured.has_records());
+    prop_assert_eq!(measured.failures(), encoded.failures());
+    prop_assert_eq!(measured.encoded_len(), encoded.encoded_len());
+    let written: Vec<(usize, usize)> = encoded.records().map(|(r, b)| (r, b.len())).collect();
+    prop_assert_eq!(measured.record_lens().collect::<Vec<_>>(), written);
 
     let predicted: Vec<usize> = (0..batch.num_rows())
         .filter(|&row| row_fails(batch, row))
