@@ -77,6 +77,7 @@ mod flight;
 mod flight_schema;
 mod grpc;
 mod http;
+mod ingest;
 mod respond;
 mod uc;
 
@@ -89,7 +90,6 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::ZerobusServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -374,8 +374,8 @@ async fn serve(
         shared: Arc::clone(&shared),
     })
     .max_decoding_message_size(settings.max_decoding_message_size);
-    let service = ZerobusServer::new(grpc::Service { shared })
-        .max_decoding_message_size(settings.max_decoding_message_size);
+    let service =
+        ingest::ZerobusService::new(grpc::Service { shared }, settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Acks are small writes: without TCP_NODELAY, Nagle holds one back until the

@@ -96,15 +96,16 @@ impl ProtoDecoder {
     }
 
     /// Decodes `records` into one batch of `table`'s schema.
-    pub(crate) fn decode(
+    pub(crate) fn decode<R: AsRef<[u8]>>(
         &self,
         table: &SchemaRef,
-        records: &[Vec<u8>],
+        records: &[R],
     ) -> Result<RecordBatch, Status> {
         let mut decoder =
             MessageDecoder::for_message(&self.message, table.fields(), "", records.len())
                 .map_err(Status::invalid_argument)?;
         for (index, record) in records.iter().enumerate() {
+            let record = record.as_ref();
             decoder
                 .append(record, &[Raw::Len(0, record.len())])
                 .map_err(|e| Status::invalid_argument(format!("record {index}: {e}")))?;
