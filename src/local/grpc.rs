@@ -308,8 +308,8 @@ impl Records {
 fn single_record(record: Option<ingest::Record>) -> Result<Records, Status> {
     use ingest::Record;
     match record {
-        Some(Record::ProtoEncodedRecord(bytes)) => Ok(Records::Proto(vec![bytes])),
-        Some(Record::JsonRecord(json)) => Ok(Records::Json(vec![json])),
+        Some(Record::Proto(bytes)) => Ok(Records::Proto(vec![bytes])),
+        Some(Record::Json(json)) => Ok(Records::Json(vec![json])),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",
         )),
@@ -320,8 +320,8 @@ fn single_record(record: Option<ingest::Record>) -> Result<Records, Status> {
 fn batch_records(batch: Option<ingest::Batch>) -> Result<Records, Status> {
     use ingest::Batch;
     match batch {
-        Some(Batch::ProtoEncodedBatch(b)) => Ok(Records::Proto(b.records)),
-        Some(Batch::JsonBatch(b)) => Ok(Records::Json(b.records)),
+        Some(Batch::Proto(b)) => Ok(Records::Proto(b.records)),
+        Some(Batch::Json(b)) => Ok(Records::Json(b.records)),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",
         )),

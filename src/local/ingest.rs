@@ -61,13 +61,13 @@ pub(crate) struct IngestRecordRequest {
 pub(crate) enum Record {
     /// A protobuf record.
     #[prost(bytes = "bytes", tag = "2")]
-    ProtoEncodedRecord(Bytes),
+    Proto(Bytes),
     /// A JSON record.
     #[prost(string, tag = "3")]
-    JsonRecord(String),
+    Json(String),
     /// An Avro record (refused by this server).
     #[prost(bytes = "bytes", tag = "4")]
-    AvroEncodedRecord(Bytes),
+    Avro(Bytes),
 }
 
 /// `IngestRecordBatchRequest`.
@@ -86,13 +86,13 @@ pub(crate) struct IngestRecordBatchRequest {
 pub(crate) enum Batch {
     /// Protobuf records.
     #[prost(message, tag = "2")]
-    ProtoEncodedBatch(EncodedBatch),
+    Proto(EncodedBatch),
     /// JSON records.
     #[prost(message, tag = "3")]
-    JsonBatch(pb::JsonRecordBatch),
+    Json(pb::JsonRecordBatch),
     /// Avro records (refused by this server).
     #[prost(message, tag = "4")]
-    AvroBatch(EncodedBatch),
+    Avro(EncodedBatch),
 }
 
 /// `ProtoEncodedRecordBatch` / `AvroRecordBatch`: each record a slice of the message.
@@ -250,7 +250,7 @@ mod tests {
         let decoded = EphemeralStreamRequest::decode(message.clone()).unwrap();
         let Some(Payload::IngestRecordBatch(IngestRecordBatchRequest {
             offset_id: Some(7),
-            batch: Some(Batch::ProtoEncodedBatch(batch)),
+            batch: Some(Batch::Proto(batch)),
         })) = decoded.payload
         else {
             panic!("not an ingest_record_batch with offset 7: {decoded:?}");
