@@ -381,7 +381,9 @@ struct Column {
     path: String,
     nullable: bool,
     source: Option<Source>,
-    /// The values of the current record (the last one counts for a scalar).
+    /// The value of a scalar field in the current record (the last one sent counts).
+    last: Option<Raw>,
+    /// The values of a repeated or message field in the current record.
     seen: Vec<Raw>,
     shape: Shape,
 }
@@ -428,6 +430,7 @@ impl Column {
                 path,
                 nullable: true,
                 source: None,
+                last: None,
                 seen: Vec::new(),
                 shape: Shape::Absent {
                     data_type: field.data_type().clone(),
@@ -488,6 +491,7 @@ impl Column {
                 repeated: proto.is_list() || proto.is_map(),
                 message: matches!(proto.kind(), Kind::Message(_)),
             }),
+            last: None,
             seen: Vec::new(),
             shape,
         })
@@ -501,9 +505,10 @@ impl Column {
             .expect("only fields with a source are looked up");
         if raw.wire_type() == source.wire {
             if !source.repeated && !source.message {
-                self.seen.clear(); // the last value of a scalar wins; messages merge
+                self.last = Some(raw); // the last value of a scalar wins
+            } else {
+                self.seen.push(raw); // elements, or message pieces that merge
             }
-            self.seen.push(raw);
             return Ok(());
         }
         if let (true, Raw::Len(start, end)) = (source.repeated, raw) {
@@ -527,7 +532,9 @@ impl Column {
                 Ok(())
             }
             Shape::Single(values) => {
-                if !self.seen.is_empty() {
+                if let Some(raw) = self.last.take() {
+                    values.append(buf, std::slice::from_ref(&raw))
+                } else if !self.seen.is_empty() {
                     values.append(buf, &self.seen)
                 } else if absent_is_default {
                     values.append_default(buf)
