@@ -2,8 +2,9 @@
 //! real Delta tables.
 //!
 //! [`LocalZerobus`] serves, on one `127.0.0.1` port, the `databricks.zerobus.Zerobus` gRPC
-//! service (implemented on the server trait that the official `databricks-zerobus-ingest-sdk`
-//! 2.12 generates from its own proto, so the wire format cannot drift) and Arrow Flight
+//! service (on the messages that the official `databricks-zerobus-ingest-sdk` 2.12 generates
+//! from its own proto; ingest requests are read through a mirror of them whose records are
+//! slices of the received buffer, checked against the SDK's encoding) and Arrow Flight
 //! `DoPut`; on a second port it serves the OAuth token endpoint and the Unity Catalog table
 //! endpoint. The **unmodified** official client, and [`ZerobusWrapper`](crate::ZerobusWrapper),
 //! talk to it exactly as to the service: no workspace, no network beyond loopback.
