@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
-    self as pb, ephemeral_stream_request, ephemeral_stream_response, ingest_record_batch_request,
-    ingest_record_request, zerobus_server::Zerobus, RecordType,
+    self as pb, ephemeral_stream_response, RecordType,
 };
+use prost::bytes::Bytes;
 use prost::Message;
 use prost_types::DescriptorProto;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,6 +17,7 @@ use super::acks::{AckTask, Pending};
 use super::catalog::Table;
 use super::decode::{JsonDecoder, ProtoDecoder};
 use super::faults::{Faults, RecordFault};
+use super::ingest::{self, EphemeralStreamRequest, Payload};
 use super::respond::{self, respond_in_task};
 use super::Shared;
 
@@ -30,45 +31,27 @@ pub(crate) struct Service {
 
 type ResponseSender = respond::ResponseSender<pb::EphemeralStreamResponse>;
 
-#[tonic::async_trait]
-impl Zerobus for Service {
-    type EphemeralStreamStream = ReceiverStream<Result<pb::EphemeralStreamResponse, Status>>;
+/// The response stream of an `EphemeralStream` call.
+pub(crate) type EphemeralStreamStream = ReceiverStream<Result<pb::EphemeralStreamResponse, Status>>;
 
-    async fn ephemeral_stream(
+impl Service {
+    /// Serves one `EphemeralStream` call (routed here by
+    /// [`super::ingest::ZerobusService`]).
+    pub(crate) fn ephemeral_stream(
         &self,
-        request: Request<Streaming<pb::EphemeralStreamRequest>>,
-    ) -> Result<Response<Self::EphemeralStreamStream>, Status> {
+        request: Request<Streaming<EphemeralStreamRequest>>,
+    ) -> Response<EphemeralStreamStream> {
         // The client waits for the response headers before it sends `create_stream`:
         // answer at once and read the requests in a task.
         let metadata = request.metadata().clone();
         let inbound = request.into_inner();
         let shared = Arc::clone(&self.shared);
-        Ok(Response::new(respond_in_task("stream", |tx| async move {
+        Response::new(respond_in_task("stream", |tx| async move {
             match open(&shared, &metadata, inbound, &tx).await? {
                 Some(stream) => stream.run(&tx).await,
                 None => Ok(()),
             }
-        })))
-    }
-
-    type PersistentStreamStream = ReceiverStream<Result<pb::PersistentStreamResponse, Status>>;
-
-    async fn persistent_stream(
-        &self,
-        _request: Request<Streaming<pb::PersistentStreamRequest>>,
-    ) -> Result<Response<Self::PersistentStreamStream>, Status> {
-        Err(Status::unimplemented(
-            "PersistentStream is not implemented by the local Zerobus server",
-        ))
-    }
-
-    async fn retire_stream(
-        &self,
-        _request: Request<pb::RetireStreamRequest>,
-    ) -> Result<Response<pb::RetireStreamResponse>, Status> {
-        Err(Status::unimplemented(
-            "RetireStream is not implemented by the local Zerobus server",
-        ))
+        }))
     }
 }
 
@@ -81,7 +64,7 @@ enum Format {
 /// An EphemeralStream after `create_stream`.
 struct OpenStream {
     shared: Arc<Shared>,
-    inbound: Streaming<pb::EphemeralStreamRequest>,
+    inbound: Streaming<EphemeralStreamRequest>,
     table_name: String,
     /// `None` for a JSON stream whose table is created from its first records.
     table: Option<Arc<Table>>,
@@ -93,13 +76,13 @@ struct OpenStream {
 async fn open(
     shared: &Arc<Shared>,
     metadata: &tonic::metadata::MetadataMap,
-    mut inbound: Streaming<pb::EphemeralStreamRequest>,
+    mut inbound: Streaming<EphemeralStreamRequest>,
     tx: &ResponseSender,
 ) -> Result<Option<OpenStream>, Status> {
     let Some(first) = inbound.message().await? else {
         return Ok(None);
     };
-    let Some(ephemeral_stream_request::Payload::CreateStream(create)) = first.payload else {
+    let Some(Payload::CreateStream(create)) = first.payload else {
         return Err(Status::invalid_argument(
             "the first message of an EphemeralStream must be create_stream",
         ));
@@ -225,10 +208,9 @@ impl OpenStream {
     /// offset and row count.
     fn store(
         &mut self,
-        request: pb::EphemeralStreamRequest,
+        request: EphemeralStreamRequest,
         acks: &AckTask,
     ) -> Result<(i64, u64), Status> {
-        use ephemeral_stream_request::Payload;
         let (offset_id, records) = match request.payload {
             Some(Payload::IngestRecord(r)) => (r.offset_id, single_record(r.record)?),
             Some(Payload::IngestRecordBatch(b)) => (b.offset_id, batch_records(b.batch)?),
@@ -245,7 +227,7 @@ impl OpenStream {
             (Format::Proto(decoder), Records::Proto(records)) => {
                 let table = self.table.as_ref().expect("a PROTO stream has its table");
                 let batch = decoder.decode(table.schema(), &records)?;
-                table.count_duplicate_records(records.iter().map(Vec::as_slice));
+                table.count_duplicate_records(records.iter().map(Bytes::as_ref));
                 batch
             }
             (Format::Json(decoder), Records::Json(records)) => {
@@ -308,7 +290,8 @@ fn close_signal() -> ephemeral_stream_response::Payload {
 
 /// The records of one request message.
 enum Records {
-    Proto(Vec<Vec<u8>>),
+    /// Each a slice of the received message.
+    Proto(Vec<Bytes>),
     Json(Vec<String>),
 }
 
@@ -316,17 +299,17 @@ impl Records {
     /// The raw bytes of each record (the protobuf encoding or the JSON text).
     fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match self {
-            Records::Proto(records) => Box::new(records.iter().map(Vec::as_slice)),
+            Records::Proto(records) => Box::new(records.iter().map(Bytes::as_ref)),
             Records::Json(records) => Box::new(records.iter().map(String::as_bytes)),
         }
     }
 }
 
-fn single_record(record: Option<ingest_record_request::Record>) -> Result<Records, Status> {
-    use ingest_record_request::Record;
+fn single_record(record: Option<ingest::Record>) -> Result<Records, Status> {
+    use ingest::Record;
     match record {
-        Some(Record::ProtoEncodedRecord(bytes)) => Ok(Records::Proto(vec![bytes])),
-        Some(Record::JsonRecord(json)) => Ok(Records::Json(vec![json])),
+        Some(Record::Proto(bytes)) => Ok(Records::Proto(vec![bytes])),
+        Some(Record::Json(json)) => Ok(Records::Json(vec![json])),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",
         )),
@@ -334,11 +317,11 @@ fn single_record(record: Option<ingest_record_request::Record>) -> Result<Record
     }
 }
 
-fn batch_records(batch: Option<ingest_record_batch_request::Batch>) -> Result<Records, Status> {
-    use ingest_record_batch_request::Batch;
+fn batch_records(batch: Option<ingest::Batch>) -> Result<Records, Status> {
+    use ingest::Batch;
     match batch {
-        Some(Batch::ProtoEncodedBatch(b)) => Ok(Records::Proto(b.records)),
-        Some(Batch::JsonBatch(b)) => Ok(Records::Json(b.records)),
+        Some(Batch::Proto(b)) => Ok(Records::Proto(b.records)),
+        Some(Batch::Json(b)) => Ok(Records::Json(b.records)),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",
         )),

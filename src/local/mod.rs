@@ -2,8 +2,9 @@
 //! real Delta tables.
 //!
 //! [`LocalZerobus`] serves, on one `127.0.0.1` port, the `databricks.zerobus.Zerobus` gRPC
-//! service (implemented on the server trait that the official `databricks-zerobus-ingest-sdk`
-//! 2.12 generates from its own proto, so the wire format cannot drift) and Arrow Flight
+//! service (on the messages that the official `databricks-zerobus-ingest-sdk` 2.12 generates
+//! from its own proto; ingest requests are read through a mirror of them whose records are
+//! slices of the received buffer, checked against the SDK's encoding) and Arrow Flight
 //! `DoPut`; on a second port it serves the OAuth token endpoint and the Unity Catalog table
 //! endpoint. The **unmodified** official client, and [`ZerobusWrapper`](crate::ZerobusWrapper),
 //! talk to it exactly as to the service: no workspace, no network beyond loopback.
@@ -77,6 +78,7 @@ mod flight;
 mod flight_schema;
 mod grpc;
 mod http;
+mod ingest;
 mod respond;
 mod uc;
 
@@ -89,7 +91,6 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_server::FlightServiceServer;
-use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::ZerobusServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -374,8 +375,8 @@ async fn serve(
         shared: Arc::clone(&shared),
     })
     .max_decoding_message_size(settings.max_decoding_message_size);
-    let service = ZerobusServer::new(grpc::Service { shared })
-        .max_decoding_message_size(settings.max_decoding_message_size);
+    let service =
+        ingest::ZerobusService::new(grpc::Service { shared }, settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Acks are small writes: without TCP_NODELAY, Nagle holds one back until the

@@ -96,15 +96,16 @@ impl ProtoDecoder {
     }
 
     /// Decodes `records` into one batch of `table`'s schema.
-    pub(crate) fn decode(
+    pub(crate) fn decode<R: AsRef<[u8]>>(
         &self,
         table: &SchemaRef,
-        records: &[Vec<u8>],
+        records: &[R],
     ) -> Result<RecordBatch, Status> {
         let mut decoder =
             MessageDecoder::for_message(&self.message, table.fields(), "", records.len())
                 .map_err(Status::invalid_argument)?;
         for (index, record) in records.iter().enumerate() {
+            let record = record.as_ref();
             decoder
                 .append(record, &[Raw::Len(0, record.len())])
                 .map_err(|e| Status::invalid_argument(format!("record {index}: {e}")))?;
@@ -380,7 +381,9 @@ struct Column {
     path: String,
     nullable: bool,
     source: Option<Source>,
-    /// The values of the current record (the last one counts for a scalar).
+    /// The value of a scalar field in the current record (the last one sent counts).
+    last: Option<Raw>,
+    /// The values of a repeated or message field in the current record.
     seen: Vec<Raw>,
     shape: Shape,
 }
@@ -427,6 +430,7 @@ impl Column {
                 path,
                 nullable: true,
                 source: None,
+                last: None,
                 seen: Vec::new(),
                 shape: Shape::Absent {
                     data_type: field.data_type().clone(),
@@ -487,6 +491,7 @@ impl Column {
                 repeated: proto.is_list() || proto.is_map(),
                 message: matches!(proto.kind(), Kind::Message(_)),
             }),
+            last: None,
             seen: Vec::new(),
             shape,
         })
@@ -500,9 +505,10 @@ impl Column {
             .expect("only fields with a source are looked up");
         if raw.wire_type() == source.wire {
             if !source.repeated && !source.message {
-                self.seen.clear(); // the last value of a scalar wins; messages merge
+                self.last = Some(raw); // the last value of a scalar wins
+            } else {
+                self.seen.push(raw); // elements, or message pieces that merge
             }
-            self.seen.push(raw);
             return Ok(());
         }
         if let (true, Raw::Len(start, end)) = (source.repeated, raw) {
@@ -526,7 +532,9 @@ impl Column {
                 Ok(())
             }
             Shape::Single(values) => {
-                if !self.seen.is_empty() {
+                if let Some(raw) = self.last.take() {
+                    values.append(buf, std::slice::from_ref(&raw))
+                } else if !self.seen.is_empty() {
                     values.append(buf, &self.seen)
                 } else if absent_is_default {
                     values.append_default(buf)

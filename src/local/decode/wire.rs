@@ -68,6 +68,7 @@ pub(super) fn for_each_field<E: From<String>>(
 }
 
 /// Reads the value of wire type `wire` at `pos`.
+#[inline]
 fn read_value(
     buf: &[u8],
     pos: &mut usize,
@@ -115,7 +116,20 @@ pub(super) fn for_each_packed(
     Ok(())
 }
 
+/// Reads a varint; one byte (most keys, lengths and small values) takes the short path.
+#[inline]
 fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, String> {
+    if let Some(&byte) = buf[..end].get(*pos) {
+        if byte < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(byte));
+        }
+    }
+    varint_long(buf, pos, end)
+}
+
+#[inline(never)]
+fn varint_long(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, String> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let Some(&byte) = buf[..end].get(*pos) else {
