@@ -25,6 +25,9 @@
 //! - `ZEROBUS_BENCH_ENDPOINT=http://127.0.0.1:PORT`: a server already running, e.g.
 //!   `cargo run --release --features local --bin zerobus-local -- --landing none --no-auth`
 //!   (its table `bench.e2e.events` is created by the first stream).
+//!
+//! `ZEROBUS_BENCH_FLIGHT_COMPRESSION=zstd|lz4|none` sets the Arrow IPC compression of both
+//! Flight contenders (default: the wrapper's and the SDK's default, zstd).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -39,7 +42,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
-use arrow_zerobus_sdk_wrapper::{TransportKind, WrapperConfiguration, ZerobusWrapper};
+use arrow_zerobus_sdk_wrapper::{
+    FlightCompression, TransportKind, WrapperConfiguration, ZerobusWrapper,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use databricks_zerobus_ingest_sdk::{
     StreamConfigurationOptions, ZerobusArrowStream, ZerobusSdk, ZerobusStream,
@@ -210,11 +215,18 @@ impl Bench {
                 .table(TABLE, schema()),
         )
         .await;
+        let compression: FlightCompression = std::env::var("ZEROBUS_BENCH_FLIGHT_COMPRESSION")
+            .map(|v| v.parse().expect("ZEROBUS_BENCH_FLIGHT_COMPRESSION"))
+            .unwrap_or_default();
         let config = WrapperConfiguration::new(endpoint.clone(), TABLE);
         let wrapper = ZerobusWrapper::new(config.clone()).await.expect("wrapper");
-        let flight_wrapper = ZerobusWrapper::new(config.with_transport(TransportKind::ArrowFlight))
-            .await
-            .expect("flight wrapper");
+        let flight_wrapper = ZerobusWrapper::new(
+            config
+                .with_transport(TransportKind::ArrowFlight)
+                .with_flight_ipc_compression(compression),
+        )
+        .await
+        .expect("flight wrapper");
         let schema = Arc::new(TableSchema::try_new(schema(), TABLE).expect("table schema"));
         let sdk = ZerobusSdk::builder()
             .endpoint(endpoint)
@@ -230,6 +242,7 @@ impl Bench {
             .table(TABLE)
             .no_auth()
             .arrow(flight_schema())
+            .ipc_compression(compression.codec())
             .build_arrow()
             .await
             .expect("arrow stream");

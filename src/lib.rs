@@ -56,7 +56,9 @@ mod transport;
 pub mod uc;
 mod wrapper;
 
-pub use config::{OtlpConfig, TransportKind, WrapperConfiguration, MAX_MULTIPLEXED_STREAMS};
+pub use config::{
+    FlightCompression, OtlpConfig, TransportKind, WrapperConfiguration, MAX_MULTIPLEXED_STREAMS,
+};
 pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};

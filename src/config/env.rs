@@ -16,6 +16,7 @@ pub(super) const ENV_WRITER_DISABLED: &str = "ZEROBUS_WRITER_DISABLED";
 pub(super) const ENV_MAX_RECORD_SIZE_BYTES: &str = "ZEROBUS_MAX_RECORD_SIZE_BYTES";
 pub(super) const ENV_TRANSPORT: &str = "ZEROBUS_TRANSPORT";
 pub(super) const ENV_MULTIPLEXED_STREAMS: &str = "ZEROBUS_MULTIPLEXED_STREAMS";
+pub(super) const ENV_FLIGHT_IPC_COMPRESSION: &str = "ZEROBUS_FLIGHT_IPC_COMPRESSION";
 pub(super) const ENV_SCHEMA_CHECK: &str = "ZEROBUS_SCHEMA_CHECK";
 pub(super) const ENV_DEBUG_ENABLED: &str = "DEBUG_ENABLED";
 pub(super) const ENV_DEBUG_ARROW_ENABLED: &str = "DEBUG_ARROW_ENABLED";
@@ -73,6 +74,14 @@ impl WrapperConfiguration {
         }
         if let Some(v) = get(ENV_MULTIPLEXED_STREAMS) {
             self.multiplexed_streams = parse_env_number(ENV_MULTIPLEXED_STREAMS, &v)?;
+        }
+        if let Some(v) = get(ENV_FLIGHT_IPC_COMPRESSION) {
+            self.flight_ipc_compression = v.parse().map_err(|_| {
+                config_error(format!(
+                    "{ENV_FLIGHT_IPC_COMPRESSION}: unknown compression '{v}' (expected zstd, lz4 \
+                     or none)"
+                ))
+            })?;
         }
         if let Some(v) = get(ENV_SCHEMA_CHECK) {
             self.schema_check = parse_env_bool(ENV_SCHEMA_CHECK, &v)?;

@@ -26,6 +26,7 @@
 //! writer_disabled: false
 //! transport: protobuf            # or arrow_flight
 //! multiplexed_streams: 1         # streams per table schema, 1..=64
+//! flight_ipc_compression: zstd   # arrow_flight only: zstd, lz4 or none
 //! schema_check: false            # check batches against the Unity Catalog table first
 //! max_record_size_bytes: 10420224
 //! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
@@ -147,6 +148,61 @@ impl std::str::FromStr for TransportKind {
     }
 }
 
+/// The Arrow IPC body compression of batches sent over [`TransportKind::ArrowFlight`]
+/// (the official SDK's `ipc_compression`; ignored by the protobuf transport).
+///
+/// ZSTD (the SDK's default) sends the fewest bytes; on a fast link to the service the
+/// compression itself can take longer than the bytes it saves (on loopback it is most of
+/// the Flight path's time: docs/performance.md), where `none` or `lz4` send sooner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlightCompression {
+    /// ZSTD (the default).
+    #[default]
+    Zstd,
+    /// LZ4 frame: faster, larger.
+    Lz4,
+    /// Uncompressed bodies.
+    None,
+}
+
+impl FlightCompression {
+    /// The configuration spelling: `zstd`, `lz4` or `none`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Zstd => "zstd",
+            Self::Lz4 => "lz4",
+            Self::None => "none",
+        }
+    }
+
+    /// The codec for the SDK's stream builder (`None`: uncompressed).
+    pub fn codec(&self) -> Option<arrow::ipc::CompressionType> {
+        match self {
+            Self::Zstd => Some(arrow::ipc::CompressionType::ZSTD),
+            Self::Lz4 => Some(arrow::ipc::CompressionType::LZ4_FRAME),
+            Self::None => None,
+        }
+    }
+}
+
+impl std::str::FromStr for FlightCompression {
+    type Err = ZerobusError;
+
+    /// Parses `zstd`, `lz4` (or `lz4_frame`) or `none` (or `uncompressed`), any case.
+    fn from_str(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "zstd" => Ok(Self::Zstd),
+            "lz4" | "lz4_frame" => Ok(Self::Lz4),
+            "none" | "uncompressed" => Ok(Self::None),
+            _ => Err(config_error(format!(
+                "flight_ipc_compression: unknown compression '{value}' (expected zstd, lz4 or \
+                 none)"
+            ))),
+        }
+    }
+}
+
 /// Everything the wrapper needs to know: where to send, what table, how to
 /// authenticate, retry, debug output and observability.
 ///
@@ -219,6 +275,10 @@ pub struct WrapperConfiguration {
     /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
     /// [`with_multiplexed_streams`](Self::with_multiplexed_streams).
     pub multiplexed_streams: usize,
+    /// IPC body compression on the Arrow Flight transport (default
+    /// [`FlightCompression::Zstd`]); see
+    /// [`with_flight_ipc_compression`](Self::with_flight_ipc_compression).
+    pub flight_ipc_compression: FlightCompression,
     /// Check every batch against the table's columns in Unity Catalog before sending
     /// (default `false`; needs `unity_catalog_url`; see [`crate::uc`]).
     pub schema_check: bool,
@@ -250,6 +310,7 @@ impl WrapperConfiguration {
             max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
             transport: TransportKind::default(),
             multiplexed_streams: 1,
+            flight_ipc_compression: FlightCompression::default(),
             schema_check: false,
         }
     }
@@ -381,6 +442,21 @@ impl WrapperConfiguration {
     /// ```
     pub fn with_multiplexed_streams(mut self, streams: usize) -> Self {
         self.multiplexed_streams = streams;
+        self
+    }
+
+    /// Sets the Arrow IPC body compression of the Arrow Flight transport (default ZSTD).
+    ///
+    /// ```
+    /// use arrow_zerobus_sdk_wrapper::{FlightCompression, TransportKind, WrapperConfiguration};
+    ///
+    /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
+    ///     .with_transport(TransportKind::ArrowFlight)
+    ///     .with_flight_ipc_compression(FlightCompression::Lz4);
+    /// assert_eq!(config.flight_ipc_compression.as_str(), "lz4");
+    /// ```
+    pub fn with_flight_ipc_compression(mut self, compression: FlightCompression) -> Self {
+        self.flight_ipc_compression = compression;
         self
     }
 

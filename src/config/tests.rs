@@ -763,3 +763,32 @@ fn multiplexed_streams_from_builder_yaml_and_env_and_their_bounds() {
         );
     }
 }
+
+#[test]
+fn flight_ipc_compression_from_builder_yaml_and_env() {
+    assert_eq!(valid().flight_ipc_compression, FlightCompression::Zstd);
+    assert_eq!(
+        valid()
+            .with_flight_ipc_compression(FlightCompression::None)
+            .flight_ipc_compression
+            .codec(),
+        None
+    );
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\nflight_ipc_compression: lz4\n";
+    let from_yaml = WrapperConfiguration::from_yaml_str(yaml).expect("yaml");
+    assert_eq!(from_yaml.flight_ipc_compression, FlightCompression::Lz4);
+    let from_env =
+        apply_env(from_yaml, &[("ZEROBUS_FLIGHT_IPC_COMPRESSION", "None")]).expect("env wins");
+    assert_eq!(from_env.flight_ipc_compression, FlightCompression::None);
+    let bad_env = apply_env(valid(), &[("ZEROBUS_FLIGHT_IPC_COMPRESSION", "gzip")]);
+    let message = config_message(bad_env);
+    assert!(
+        message.contains("ZEROBUS_FLIGHT_IPC_COMPRESSION") && message.contains("zstd, lz4 or none"),
+        "{message}"
+    );
+    let bad_yaml = "endpoint: https://e.example.com\ntable_name: t\nflight_ipc_compression: gzip\n";
+    assert!(WrapperConfiguration::from_yaml_str(bad_yaml).is_err());
+    let parsed: Result<FlightCompression, _> = "brotli".parse();
+    let message = parsed.unwrap_err().to_string();
+    assert!(message.contains("flight_ipc_compression"), "{message}");
+}

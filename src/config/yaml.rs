@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-use super::{config_error, OtlpConfig, TransportKind, WrapperConfiguration};
+use super::{config_error, FlightCompression, OtlpConfig, TransportKind, WrapperConfiguration};
 use crate::error::{Result, ZerobusError};
 
 impl WrapperConfiguration {
@@ -82,6 +82,7 @@ struct RawConfig {
     max_record_size_bytes: Option<usize>,
     #[serde(default)]
     transport: Option<TransportKind>,
+    flight_ipc_compression: Option<FlightCompression>,
     #[serde(default)]
     multiplexed_streams: Option<usize>,
     #[serde(default)]
@@ -137,6 +138,9 @@ impl RawConfig {
             .max_record_size_bytes
             .unwrap_or(c.max_record_size_bytes);
         c.transport = self.transport.unwrap_or(c.transport);
+        c.flight_ipc_compression = self
+            .flight_ipc_compression
+            .unwrap_or(c.flight_ipc_compression);
         c.multiplexed_streams = self.multiplexed_streams.unwrap_or(c.multiplexed_streams);
         c.schema_check = self.schema_check.unwrap_or(c.schema_check);
         let retry = self.retry.unwrap_or_default();

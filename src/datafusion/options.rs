@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use ::datafusion::error::{DataFusionError, Result};
 
-use crate::config::{TransportKind, WrapperConfiguration};
+use crate::config::{FlightCompression, TransportKind, WrapperConfiguration};
 
 /// What the sink does with rows Zerobus did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,6 +76,10 @@ pub const KNOWN_OPTIONS: &[(&str, Option<&str>)] = &[
     ("client_id", Some("ZEROBUS_CLIENT_ID")),
     ("client_secret", Some("ZEROBUS_CLIENT_SECRET")),
     ("transport", Some("ZEROBUS_TRANSPORT")),
+    (
+        "flight_ipc_compression",
+        Some("ZEROBUS_FLIGHT_IPC_COMPRESSION"),
+    ),
     ("multiplexed_streams", Some("ZEROBUS_MULTIPLEXED_STREAMS")),
     ("workers", None),
     ("max_inflight_batches", None),
@@ -147,6 +151,11 @@ impl TableOptions {
         if let Some(transport) = value("transport") {
             let kind = TransportKind::from_str(&transport).map_err(|e| plain(e.to_string()))?;
             config = config.with_transport(kind);
+        }
+        if let Some(compression) = value("flight_ipc_compression") {
+            let compression =
+                FlightCompression::from_str(&compression).map_err(|e| plain(e.to_string()))?;
+            config = config.with_flight_ipc_compression(compression);
         }
         if let Some(streams) = parse_number(&value, "multiplexed_streams")? {
             config = config.with_multiplexed_streams(streams);
@@ -282,6 +291,35 @@ mod tests {
             .to_string();
         assert!(err.contains("'format.endpiont'"), "{err}");
         assert!(err.contains("endpoint, unity_catalog_url"), "{err}");
+    }
+
+    #[test]
+    fn flight_ipc_compression_from_options_or_env_and_checked() {
+        let endpoint = ("endpoint", "http://127.0.0.1:9");
+        let parsed = TableOptions::parse(
+            "c.s.t",
+            &opts(&[endpoint, ("zerobus.flight_ipc_compression", "lz4")]),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(parsed.config.flight_ipc_compression, FlightCompression::Lz4);
+        let env = |name: &str| (name == "ZEROBUS_FLIGHT_IPC_COMPRESSION").then(|| "none".into());
+        let parsed = TableOptions::parse("c.s.t", &opts(&[endpoint]), env).unwrap();
+        assert_eq!(
+            parsed.config.flight_ipc_compression,
+            FlightCompression::None
+        );
+        let err = TableOptions::parse(
+            "c.s.t",
+            &opts(&[endpoint, ("flight_ipc_compression", "gzip")]),
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("flight_ipc_compression") && err.contains("gzip"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub struct Counters {
     pub duplicates: u64,
     /// Streams (gRPC or Arrow Flight) opened on the table.
     pub streams_opened: u64,
+    /// Arrow Flight record batches received without IPC body compression.
+    pub flight_batches_uncompressed: u64,
+    /// Arrow Flight record batches received with LZ4 frame IPC body compression.
+    pub flight_batches_lz4: u64,
+    /// Arrow Flight record batches received with ZSTD IPC body compression.
+    pub flight_batches_zstd: u64,
 }
 
 /// Resolves once the rows handed to [`Table::submit`] are durable.
@@ -130,6 +136,16 @@ impl Table {
     /// Records that one more stream writes to this table.
     pub(crate) fn count_stream(&self) {
         lock(&self.counters).streams_opened += 1;
+    }
+
+    /// Records the IPC body compression of one Arrow Flight record batch.
+    pub(crate) fn count_flight_compression(&self, codec: Option<arrow::ipc::CompressionType>) {
+        let mut counters = lock(&self.counters);
+        match codec {
+            None => counters.flight_batches_uncompressed += 1,
+            Some(arrow::ipc::CompressionType::LZ4_FRAME) => counters.flight_batches_lz4 += 1,
+            Some(_) => counters.flight_batches_zstd += 1,
+        }
     }
 
     /// Records `rows` as committed.

@@ -146,6 +146,16 @@ impl FlightService for Service {
     }
 }
 
+/// The IPC body compression a record batch's message header declares (`None`: none, or
+/// a header that is not a record batch's).
+fn body_compression(data_header: &[u8]) -> Option<arrow::ipc::CompressionType> {
+    arrow::ipc::root_as_message(data_header)
+        .ok()?
+        .header_as_record_batch()?
+        .compression()
+        .map(|compression| compression.codec())
+}
+
 /// `FlightData.app_metadata` of a record batch.
 #[derive(Deserialize)]
 struct BatchMetadata {
@@ -284,6 +294,8 @@ impl OpenStream {
                     return Err(Status::invalid_argument("schema sent twice on one DoPut"))
                 }
             };
+            self.table
+                .count_flight_compression(body_compression(&data.inner.data_header));
             let offset_id = serde_json::from_slice::<BatchMetadata>(&data.inner.app_metadata)
                 .map_err(|e| {
                     Status::invalid_argument(format!(

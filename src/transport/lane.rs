@@ -151,6 +151,8 @@ pub(crate) struct StreamSettings {
     pub(crate) credentials: Option<(String, SecretString)>,
     pub(crate) retry: RetryPolicy,
     pub(crate) payload_limit: usize,
+    /// Arrow IPC body compression (Arrow Flight streams only).
+    pub(crate) flight_compression: Option<arrow::ipc::CompressionType>,
     pub(crate) telemetry: Telemetry,
 }
 
@@ -162,6 +164,7 @@ impl std::fmt::Debug for StreamSettings {
             .field("oauth", &self.credentials.is_some())
             .field("retry", &self.retry)
             .field("payload_limit", &self.payload_limit)
+            .field("flight_compression", &self.flight_compression)
             .finish()
     }
 }
@@ -309,7 +312,8 @@ impl<S: LaneStream> Lane<S> {
             .recovery(true)
             .recovery_retries(retry.attempts - 1)
             .recovery_backoff_ms(u64::try_from(retry.base_delay.as_millis()).unwrap_or(u64::MAX))
-            .max_ingest_payload_bytes(settings.payload_limit);
+            .max_ingest_payload_bytes(settings.payload_limit)
+            .ipc_compression(settings.flight_compression);
         let builder = match &settings.credentials {
             Some((id, secret)) => builder.oauth(id.clone(), secret.expose_secret().to_string()),
             None => builder.no_auth(),

@@ -163,6 +163,7 @@ impl<F: WireFormat> SdkTransport<F> {
             credentials,
             retry: RetryPolicy::from_config(config),
             payload_limit: StreamConfigurationOptions::default().max_ingest_payload_bytes,
+            flight_compression: config.flight_ipc_compression.codec(),
             telemetry: crate::telemetry::Telemetry::from_config(config),
         };
         Ok(Self {

@@ -169,6 +169,7 @@ async fn json_records_create_a_table_and_land() -> TestResult {
             acknowledged: 5,
             duplicates: 0,
             streams_opened: 1,
+            ..Counters::default()
         }
     );
     assert!(server.read_table("cat.sch.other").await.is_err());

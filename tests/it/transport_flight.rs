@@ -20,8 +20,8 @@ use arrow::datatypes::{
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{
-    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusError,
-    ZerobusWrapper,
+    ConversionErrorKind, FlightCompression, TransmissionResult, TransportKind,
+    WrapperConfiguration, ZerobusError, ZerobusWrapper,
 };
 use tonic::Code;
 
@@ -437,6 +437,63 @@ async fn flight_lands_every_type_as_the_protobuf_path_does() {
     assert_eq!(cells["nums"], "[100100]");
     assert_eq!(cells["pair"], "{a: 1001, b: p1001}");
     assert_eq!(cells["attrs"], "{k0: 10010, k1: 10011}");
+    server.shutdown().await;
+}
+
+/// Each `flight_ipc_compression` reaches the wire (the server counts the codec each
+/// batch's IPC header declares) and lands the same rows, value by value, as protobuf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flight_ipc_compression_reaches_the_server_and_lands_the_same_rows() {
+    let proto = "cat.sch.pb_codecs";
+    let codecs = [
+        ("cat.sch.ft_zstd", FlightCompression::Zstd),
+        ("cat.sch.ft_lz4", FlightCompression::Lz4),
+        ("cat.sch.ft_plain", FlightCompression::None),
+    ];
+    let mut tables: Vec<&str> = codecs.iter().map(|(table, _)| *table).collect();
+    tables.push(proto);
+    let server = server_with(&tables).await;
+    let sent: Vec<RecordBatch> = (0..2).map(|i| batch(i * 1000, 150)).collect();
+    let send_all = |wrapper: ZerobusWrapper| {
+        let sent = sent.clone();
+        async move {
+            for b in &sent {
+                let result = wrapper.send_batch(b.clone()).await.expect("send");
+                assert_only_out_of_range_failed(b, &result);
+            }
+            wrapper.shutdown().await.expect("shutdown");
+        }
+    };
+    send_all(wrapper_for(&server, proto, TransportKind::Protobuf).await).await;
+    let reference = rows_by_id(&server.read_table(proto).await.expect("read proto table"));
+    for (table, compression) in codecs {
+        let config = WrapperConfiguration::new(server.endpoint(), table)
+            .with_transport(TransportKind::ArrowFlight)
+            .with_flight_ipc_compression(compression);
+        send_all(ZerobusWrapper::new(config).await.expect("wrapper")).await;
+        assert_eq!(
+            assert_landed(&server, table, &sent, Some(&reference)).await,
+            0
+        );
+        let counters = server.counters(table);
+        let seen = [
+            counters.flight_batches_zstd,
+            counters.flight_batches_lz4,
+            counters.flight_batches_uncompressed,
+        ];
+        let expected_slot = match compression {
+            FlightCompression::Zstd => 0,
+            FlightCompression::Lz4 => 1,
+            FlightCompression::None => 2,
+        };
+        for (slot, batches) in seen.iter().enumerate() {
+            if slot == expected_slot {
+                assert!(*batches >= 2, "{table}: {seen:?}");
+            } else {
+                assert_eq!(*batches, 0, "{table}: {seen:?}");
+            }
+        }
+    }
     server.shutdown().await;
 }
 
