@@ -423,11 +423,7 @@ fn e2e(c: &mut Criterion) {
     report(&runtime, &bench, &cases, quick);
 
     let case = &cases[1];
-    let mut group = c.benchmark_group("e2e_1MB");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(8))
-        .throughput(Throughput::Bytes(case.bytes as u64));
+    let mut group = one_mb_group(c, "e2e_1MB", case.bytes);
     group.bench_function("wrapper_send_batch", |b| {
         b.iter(|| runtime.block_on(bench.wrapper_send(Path::Protobuf, black_box(&case.batch))))
     });
@@ -440,11 +436,7 @@ fn e2e(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = c.benchmark_group("e2e_1MB_flight");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(8))
-        .throughput(Throughput::Bytes(case.bytes as u64));
+    let mut group = one_mb_group(c, "e2e_1MB_flight", case.bytes);
     group.bench_function("wrapper_send_batch", |b| {
         b.iter(|| runtime.block_on(bench.wrapper_send(Path::Flight, black_box(&case.batch))))
     });
@@ -456,6 +448,20 @@ fn e2e(c: &mut Criterion) {
     for wrapper in [&bench.wrapper, &bench.flight_wrapper] {
         runtime.block_on(wrapper.shutdown()).expect("shutdown");
     }
+}
+
+/// A criterion group for the 1 MB batch (`bytes` of protobuf): 20 samples over 8 s.
+fn one_mb_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    bytes: usize,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(bytes as u64));
+    group
 }
 
 criterion_group!(benches, e2e);
