@@ -68,6 +68,7 @@ pub const DEFAULT_MAX_RECORD_SIZE_BYTES: usize = 10 * 1024 * 1024 - 64 * 1024;
 pub struct RowEncoder {
     schema: Arc<TableSchema>,
     max_record_size: usize,
+    first_row: usize,
 }
 
 impl RowEncoder {
@@ -77,6 +78,7 @@ impl RowEncoder {
         Self {
             schema,
             max_record_size: DEFAULT_MAX_RECORD_SIZE_BYTES,
+            first_row: 0,
         }
     }
 
@@ -84,6 +86,37 @@ impl RowEncoder {
     /// [`ConversionErrorKind::RecordTooLarge`].
     pub fn with_max_record_size(mut self, bytes: usize) -> Self {
         self.max_record_size = bytes;
+        self
+    }
+
+    /// Numbers the rows of the batches it encodes from `row` (default 0), for a batch that
+    /// is a slice of a larger one: the [`EncodedBatch`]'s row arguments and failures, and
+    /// the row named in each failure's message, are then the larger batch's rows.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use arrow::array::{RecordBatch, UInt64Array};
+    /// use arrow::datatypes::{DataType, Field, Schema};
+    /// use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
+    /// use arrow_zerobus_sdk_wrapper::schema::TableSchema;
+    ///
+    /// let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::UInt64, false)]));
+    /// let batch = RecordBatch::try_new(
+    ///     schema.clone(),
+    ///     vec![Arc::new(UInt64Array::from(vec![1, 2, u64::MAX, 4]))],
+    /// )?;
+    /// let encoder = RowEncoder::new(Arc::new(TableSchema::try_new(schema, "t")?));
+    /// // Rows 2 and 3 of the batch, encoded on their own.
+    /// let tail = encoder.with_first_row(2).encode(&batch.slice(2, 2))?;
+    /// assert_eq!(tail.rows(), 2..4);
+    /// assert_eq!(tail.failures()[0].0, 2);
+    /// assert!(tail.failures()[0].1.message.starts_with("row 2,"));
+    /// assert_eq!(tail.record(3), Some(&[0x08, 0x04][..]));
+    /// assert_eq!(tail.record(1), None, "not in this slice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_first_row(mut self, row: usize) -> Self {
+        self.first_row = row;
         self
     }
 
@@ -160,12 +193,16 @@ impl RowEncoder {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut block = BlockState::default();
+        let mut block = BlockState {
+            first_row: self.first_row,
+            ..BlockState::default()
+        };
         let mut encoded = EncodedBatch {
             data: Vec::new(),
             offsets: Vec::with_capacity(rows + 1),
             failures: Vec::new(),
             written: write,
+            first_row: self.first_row,
         };
         encoded.offsets.push(0);
         for rows in blocks(rows) {
@@ -183,6 +220,11 @@ impl RowEncoder {
                 encoded.data.reserve(estimate);
             }
             block.write(rows, &codecs, &mut encoded);
+        }
+        // Failures are keyed by the slice's rows while encoding; the caller's numbering
+        // from here on.
+        for (row, _) in &mut encoded.failures {
+            *row += self.first_row;
         }
         Ok(encoded)
     }
@@ -219,22 +261,36 @@ fn blocks(rows: usize) -> impl Iterator<Item = Range<usize>> {
         .map(move |start| start..(start + BLOCK_ROWS).min(rows))
 }
 
-fn value_failure(row: usize, column: &str, error: ValueError) -> (usize, ConversionFailure) {
+/// The failure of `row` (of the batch being encoded), which the caller calls
+/// `first_row + row`.
+fn value_failure(
+    row: usize,
+    first_row: usize,
+    column: &str,
+    error: ValueError,
+) -> (usize, ConversionFailure) {
     let path = error.column_path(column);
-    let message = format!("row {row}, column `{path}`: {}", error.detail);
+    let named = first_row + row;
+    let message = format!("row {named}, column `{path}`: {}", error.detail);
     let failure = ConversionFailure::new(error.kind, message)
         .with_column(path)
-        .with_row(row);
+        .with_row(named);
     (row, failure)
 }
 
-fn too_large(row: usize, size: usize, limit: usize) -> (usize, ConversionFailure) {
+fn too_large(
+    row: usize,
+    first_row: usize,
+    size: usize,
+    limit: usize,
+) -> (usize, ConversionFailure) {
+    let named = first_row + row;
     let message = format!(
-        "row {row}: record of {size} bytes exceeds Zerobus limit of {limit} bytes \
+        "row {named}: record of {size} bytes exceeds Zerobus limit of {limit} bytes \
          (max_record_size_bytes)"
     );
     let failure =
-        ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(row);
+        ConversionFailure::new(ConversionErrorKind::RecordTooLarge, message).with_row(named);
     (row, failure)
 }
 
@@ -251,6 +307,8 @@ fn contains_row(failures: &[(usize, ConversionFailure)], row: usize) -> bool {
 /// still in cache; the output grows block by block.
 #[derive(Default)]
 struct BlockState {
+    /// Added to a row of the batch to name it in a failure ([`RowEncoder::with_first_row`]).
+    first_row: usize,
     sizes: Vec<usize>,
     cursors: Vec<usize>,
     failures: Vec<(usize, ConversionFailure)>,
@@ -275,12 +333,13 @@ impl BlockState {
             self.failures.extend(
                 self.column_failures
                     .drain(..)
-                    .map(|(row, error)| value_failure(row, field.name(), error)),
+                    .map(|(row, error)| value_failure(row, self.first_row, field.name(), error)),
             );
         }
         for (row, &size) in rows.clone().zip(&self.sizes) {
             if size > max_record_size {
-                self.failures.push(too_large(row, size, max_record_size));
+                self.failures
+                    .push(too_large(row, self.first_row, size, max_record_size));
             }
         }
         // One failure per row: the first column's, in column order (the sort is stable).
@@ -362,12 +421,13 @@ impl BlockState {
     fn fail_block(&mut self, rows: Range<usize>) {
         for row in rows {
             if !contains_row(&self.failures, row) {
+                let named = self.first_row + row;
                 let message = format!(
-                    "row {row}: internal encoder error: the bytes written differ from the \
+                    "row {named}: internal encoder error: the bytes written differ from the \
                      size computed for the record; the row was not sent (please report this)"
                 );
                 let failure =
-                    ConversionFailure::new(ConversionErrorKind::Other, message).with_row(row);
+                    ConversionFailure::new(ConversionErrorKind::Other, message).with_row(named);
                 self.failures.push((row, failure));
             }
         }
@@ -387,12 +447,33 @@ pub struct EncodedBatch {
     failures: Vec<(usize, ConversionFailure)>,
     /// Whether `data` holds the records (false: measured only).
     written: bool,
+    /// The caller's number of the first row ([`RowEncoder::with_first_row`]).
+    first_row: usize,
 }
 
 impl EncodedBatch {
     /// Rows in the input batch (encoded or failed).
     pub fn num_rows(&self) -> usize {
         self.offsets.len().saturating_sub(1)
+    }
+
+    /// The numbers of the input batch's rows: `0..num_rows()`, unless the encoder numbered
+    /// them from another row ([`RowEncoder::with_first_row`]). Every method that takes or
+    /// returns a row uses these numbers.
+    pub fn rows(&self) -> Range<usize> {
+        self.first_row..self.first_row + self.num_rows()
+    }
+
+    /// Index of `row` in `offsets`, if it is one of this batch's rows.
+    fn index(&self, row: usize) -> Option<usize> {
+        row.checked_sub(self.first_row)
+            .filter(|index| *index < self.num_rows())
+    }
+
+    /// The rows that encoded, as indices into `offsets`, in row order.
+    fn encoded_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        let failed = self.failures.iter().map(|(row, _)| row - self.first_row);
+        rows_except(self.num_rows(), failed)
     }
 
     /// Whether the records were written ([`RowEncoder::encode`]), not only measured
@@ -405,34 +486,38 @@ impl EncodedBatch {
     /// was only measured. An all-null row is a valid, empty record.
     pub fn record(&self, row: usize) -> Option<&[u8]> {
         let len = self.record_len(row)?;
-        let start = self.offsets[row];
+        let start = self.offsets[row - self.first_row];
         self.written.then(|| &self.data[start..start + len])
     }
 
     /// `(row, record)` for every row that encoded, in row order (nothing if the batch was
     /// only measured).
     pub fn records(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
-        let rows = if self.written { self.num_rows() } else { 0 };
-        let failed = self.failures.iter().map(|(row, _)| *row);
-        rows_except(rows, failed)
-            .map(|row| (row, &self.data[self.offsets[row]..self.offsets[row + 1]]))
+        self.encoded_indices()
+            .take_while(|_| self.written)
+            .map(|i| {
+                (
+                    self.first_row + i,
+                    &self.data[self.offsets[i]..self.offsets[i + 1]],
+                )
+            })
     }
 
     /// The length of `row`'s record in bytes, or `None` if the row failed or is out of
     /// range (written or measured alike).
     pub fn record_len(&self, row: usize) -> Option<usize> {
-        if row >= self.num_rows() || self.is_failed(row) {
+        let index = self.index(row)?;
+        if self.is_failed(row) {
             return None;
         }
-        Some(self.offsets[row + 1] - self.offsets[row])
+        Some(self.offsets[index + 1] - self.offsets[index])
     }
 
     /// `(row, record length)` for every row that encoded, in row order (written or
     /// measured alike).
     pub fn record_lens(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let failed = self.failures.iter().map(|(row, _)| *row);
-        rows_except(self.num_rows(), failed)
-            .map(|row| (row, self.offsets[row + 1] - self.offsets[row]))
+        self.encoded_indices()
+            .map(|i| (self.first_row + i, self.offsets[i + 1] - self.offsets[i]))
     }
 
     /// The rows that could not be encoded, in row order, one entry per row.

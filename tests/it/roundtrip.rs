@@ -695,6 +695,25 @@ fn check_batch(batch: &RecordBatch) -> Result<(), TestCaseError> {
     let written: Vec<(usize, usize)> = encoded.records().map(|(r, b)| (r, b.len())).collect();
     prop_assert_eq!(measured.record_lens().collect::<Vec<_>>(), written);
 
+    // Encoded in two slices numbered from their first row (as the wrapper encodes a batch
+    // larger than one request), the rows get the same records and the same failures.
+    let cut = batch.num_rows() / 3;
+    let mut sliced_records = Vec::new();
+    let mut sliced_failures = Vec::new();
+    for (start, len) in [(0, cut), (cut, batch.num_rows() - cut)] {
+        let part = encoder
+            .clone()
+            .with_first_row(start)
+            .encode(&batch.slice(start, len))
+            .map_err(|e| TestCaseError::fail(format!("encode of a slice failed: {e}")))?;
+        prop_assert_eq!(part.rows(), start..start + len);
+        sliced_records.extend(part.records().map(|(row, bytes)| (row, bytes.to_vec())));
+        sliced_failures.extend(part.failures().iter().cloned());
+    }
+    let whole: Vec<(usize, Vec<u8>)> = encoded.records().map(|(r, b)| (r, b.to_vec())).collect();
+    prop_assert_eq!(sliced_records, whole);
+    prop_assert_eq!(sliced_failures.as_slice(), encoded.failures());
+
     let predicted: Vec<usize> = (0..batch.num_rows())
         .filter(|&row| row_fails(batch, row))
         .collect();
