@@ -57,7 +57,8 @@ pub mod uc;
 mod wrapper;
 
 pub use config::{
-    FlightCompression, OtlpConfig, TransportKind, WrapperConfiguration, MAX_MULTIPLEXED_STREAMS,
+    FlightCompression, OtlpConfig, TransportKind, WrapperConfiguration, DEFAULT_MAX_REQUEST_BYTES,
+    MAX_INGEST_PAYLOAD_BYTES, MAX_MULTIPLEXED_STREAMS, MIN_MAX_REQUEST_BYTES,
 };
 pub use debug::{DebugSettings, DebugWriter};
 pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};

@@ -14,6 +14,7 @@ pub(super) const ENV_CLIENT_SECRET: &str = "ZEROBUS_CLIENT_SECRET";
 pub(super) const ENV_UNITY_CATALOG_URL: &str = "ZEROBUS_UNITY_CATALOG_URL";
 pub(super) const ENV_WRITER_DISABLED: &str = "ZEROBUS_WRITER_DISABLED";
 pub(super) const ENV_MAX_RECORD_SIZE_BYTES: &str = "ZEROBUS_MAX_RECORD_SIZE_BYTES";
+pub(super) const ENV_MAX_REQUEST_BYTES: &str = "ZEROBUS_MAX_REQUEST_BYTES";
 pub(super) const ENV_TRANSPORT: &str = "ZEROBUS_TRANSPORT";
 pub(super) const ENV_MULTIPLEXED_STREAMS: &str = "ZEROBUS_MULTIPLEXED_STREAMS";
 pub(super) const ENV_FLIGHT_IPC_COMPRESSION: &str = "ZEROBUS_FLIGHT_IPC_COMPRESSION";
@@ -64,6 +65,9 @@ impl WrapperConfiguration {
         }
         if let Some(v) = get(ENV_MAX_RECORD_SIZE_BYTES) {
             self.max_record_size_bytes = parse_env_number(ENV_MAX_RECORD_SIZE_BYTES, &v)?;
+        }
+        if let Some(v) = get(ENV_MAX_REQUEST_BYTES) {
+            self.max_request_bytes = parse_env_number(ENV_MAX_REQUEST_BYTES, &v)?;
         }
         if let Some(v) = get(ENV_TRANSPORT) {
             self.transport = v.parse().map_err(|_| {

@@ -29,6 +29,7 @@
 //! flight_ipc_compression: zstd   # arrow_flight only: zstd, lz4 or none
 //! schema_check: false            # check batches against the Unity Catalog table first
 //! max_record_size_bytes: 10420224
+//! max_request_bytes: 524288      # records per ingest call, 1 KiB..=10420224
 //! retry: { max_attempts: 5, base_delay_ms: 100, max_delay_ms: 30000 }
 //! observability: { enabled: false, endpoint: null, service_name: null }
 //! debug:
@@ -47,7 +48,7 @@
 //! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
 //! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
 //! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`), `ZEROBUS_MULTIPLEXED_STREAMS`,
-//! `ZEROBUS_SCHEMA_CHECK`,
+//! `ZEROBUS_SCHEMA_CHECK`, `ZEROBUS_MAX_REQUEST_BYTES`,
 //! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
 //! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
 //! `DEBUG_ROTATION_INTERVAL_SECS`.
@@ -89,6 +90,21 @@ pub const MAX_MULTIPLEXED_STREAMS: usize = 64;
 /// Fewest rows of a batch part sent on a stream of its own when a batch is split over
 /// multiplexed streams (smaller batches are not split).
 pub const MIN_ROWS_PER_STREAM_PART: usize = 1024;
+
+/// Default of [`WrapperConfiguration::max_request_bytes`]: 512 KiB of records per ingest
+/// call. Requests of this size keep the client's encoding, the transfer and the server's
+/// decoding overlapped; a whole-payload request (10 MiB) is sent, received and decoded one
+/// after the other, which roughly doubles the latency of a large batch (see
+/// `docs/performance.md`).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// Smallest [`WrapperConfiguration::max_request_bytes`] accepted.
+pub const MIN_MAX_REQUEST_BYTES: usize = 1024;
+
+/// Largest [`WrapperConfiguration::max_request_bytes`] accepted: the official SDK's limit
+/// on the records of one ingest call (10 MiB minus 64 KiB of envelope headroom).
+pub const MAX_INGEST_PAYLOAD_BYTES: usize =
+    databricks_zerobus_ingest_sdk::stream_options::defaults::MAX_INGEST_PAYLOAD_BYTES;
 
 const DEFAULT_DEBUG_FLUSH_INTERVAL_SECS: u64 = 5;
 const DEFAULT_DEBUG_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
@@ -270,6 +286,9 @@ pub struct WrapperConfiguration {
     pub zerobus_writer_disabled: bool,
     /// Largest encoded record accepted (default [`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
     pub max_record_size_bytes: usize,
+    /// Most bytes of records in one ingest call (default [`DEFAULT_MAX_REQUEST_BYTES`]);
+    /// see [`with_max_request_bytes`](Self::with_max_request_bytes).
+    pub max_request_bytes: usize,
     /// How records travel (default [`TransportKind::Protobuf`]).
     pub transport: TransportKind,
     /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
@@ -308,6 +327,7 @@ impl WrapperConfiguration {
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
             zerobus_writer_disabled: false,
             max_record_size_bytes: DEFAULT_MAX_RECORD_SIZE_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             transport: TransportKind::default(),
             multiplexed_streams: 1,
             flight_ipc_compression: FlightCompression::default(),
@@ -414,6 +434,30 @@ impl WrapperConfiguration {
         self
     }
 
+    /// Sets the most bytes of records one ingest call carries (default
+    /// [`DEFAULT_MAX_REQUEST_BYTES`], 512 KiB; from [`MIN_MAX_REQUEST_BYTES`] to
+    /// [`MAX_INGEST_PAYLOAD_BYTES`]).
+    ///
+    /// A batch is cut into ingest calls of at most this many bytes of encoded records
+    /// (each record counted with its framing); a single record larger than that travels
+    /// alone, up to the SDK's payload limit. Smaller requests let the wrapper, the network
+    /// and the service work on consecutive parts of a large batch at the same time, so a
+    /// 10 MB batch is durable sooner; every request costs one acknowledgement. The Arrow
+    /// Flight transport cuts its record batches at the same rows.
+    ///
+    /// ```
+    /// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
+    ///
+    /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
+    ///     .with_max_request_bytes(2 * 1024 * 1024);
+    /// assert_eq!(config.max_request_bytes, 2_097_152);
+    /// assert!(config.validate().is_err(), "no credentials yet, but the size is fine");
+    /// ```
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
     /// Chooses the transport (protobuf stream or Arrow Flight).
     pub fn with_transport(mut self, transport: TransportKind) -> Self {
         self.transport = transport;
@@ -517,6 +561,13 @@ impl WrapperConfiguration {
             return Err(config_error(format!(
                 "multiplexed_streams: must be between 1 and {MAX_MULTIPLEXED_STREAMS}, got {}",
                 self.multiplexed_streams
+            )));
+        }
+        if !(MIN_MAX_REQUEST_BYTES..=MAX_INGEST_PAYLOAD_BYTES).contains(&self.max_request_bytes) {
+            return Err(config_error(format!(
+                "max_request_bytes: must be between {MIN_MAX_REQUEST_BYTES} and \
+                 {MAX_INGEST_PAYLOAD_BYTES} (the SDK's payload limit), got {}",
+                self.max_request_bytes
             )));
         }
         if self.retry_max_attempts == 0 {

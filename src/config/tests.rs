@@ -765,6 +765,35 @@ fn multiplexed_streams_from_builder_yaml_and_env_and_their_bounds() {
 }
 
 #[test]
+fn max_request_bytes_from_builder_yaml_and_env_within_the_sdk_limit() {
+    assert_eq!(valid().max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\nmax_request_bytes: 65536\n";
+    let from_yaml = WrapperConfiguration::from_yaml_str(yaml).expect("yaml");
+    assert_eq!(from_yaml.max_request_bytes, 65_536);
+    let from_env = apply_env(from_yaml, &[("ZEROBUS_MAX_REQUEST_BYTES", "1048576")]).expect("env");
+    assert_eq!(
+        from_env.max_request_bytes, 1_048_576,
+        "the environment wins over YAML"
+    );
+
+    for bound in [MIN_MAX_REQUEST_BYTES, MAX_INGEST_PAYLOAD_BYTES] {
+        valid()
+            .with_max_request_bytes(bound)
+            .validate()
+            .expect("the bounds are allowed");
+    }
+    for bytes in [0, MIN_MAX_REQUEST_BYTES - 1, MAX_INGEST_PAYLOAD_BYTES + 1] {
+        let message = config_message(valid().with_max_request_bytes(bytes).validate());
+        assert!(
+            message.starts_with("max_request_bytes:")
+                && message.contains("between 1024 and 10420224")
+                && message.ends_with(&format!("got {bytes}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn flight_ipc_compression_from_builder_yaml_and_env() {
     assert_eq!(valid().flight_ipc_compression, FlightCompression::Zstd);
     assert_eq!(

@@ -81,6 +81,8 @@ struct RawConfig {
     #[serde(default)]
     max_record_size_bytes: Option<usize>,
     #[serde(default)]
+    max_request_bytes: Option<usize>,
+    #[serde(default)]
     transport: Option<TransportKind>,
     flight_ipc_compression: Option<FlightCompression>,
     #[serde(default)]
@@ -137,6 +139,7 @@ impl RawConfig {
         c.max_record_size_bytes = self
             .max_record_size_bytes
             .unwrap_or(c.max_record_size_bytes);
+        c.max_request_bytes = self.max_request_bytes.unwrap_or(c.max_request_bytes);
         c.transport = self.transport.unwrap_or(c.transport);
         c.flight_ipc_compression = self
             .flight_ipc_compression

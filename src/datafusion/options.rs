@@ -86,6 +86,7 @@ pub const KNOWN_OPTIONS: &[(&str, Option<&str>)] = &[
     ("on_error", None),
     ("quarantine_dir", None),
     ("max_record_size_bytes", None),
+    ("max_request_bytes", Some("ZEROBUS_MAX_REQUEST_BYTES")),
     ("retry_max_attempts", None),
     ("retry_base_delay_ms", None),
     ("retry_max_delay_ms", None),
@@ -162,6 +163,9 @@ impl TableOptions {
         }
         if let Some(bytes) = parse_number(&value, "max_record_size_bytes")? {
             config = config.with_max_record_size_bytes(bytes);
+        }
+        if let Some(bytes) = parse_number(&value, "max_request_bytes")? {
+            config = config.with_max_request_bytes(bytes);
         }
         let attempts = parse_number(&value, "retry_max_attempts")?;
         let base = parse_number(&value, "retry_base_delay_ms")?;
@@ -318,6 +322,25 @@ mod tests {
         .to_string();
         assert!(
             err.contains("flight_ipc_compression") && err.contains("gzip"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn max_request_bytes_from_the_environment_unless_given_and_checked() {
+        let endpoint = ("endpoint", "http://127.0.0.1:9");
+        let env = |name: &str| (name == "ZEROBUS_MAX_REQUEST_BYTES").then(|| "65536".into());
+        let from_env = TableOptions::parse("c.s.t", &opts(&[endpoint]), env).unwrap();
+        assert_eq!(from_env.config.max_request_bytes, 65_536);
+        let given = opts(&[endpoint, ("format.max_request_bytes", "2048")]);
+        let parsed = TableOptions::parse("c.s.t", &given, env).unwrap();
+        assert_eq!(parsed.config.max_request_bytes, 2048, "the option wins");
+        let too_small = opts(&[endpoint, ("max_request_bytes", "12")]);
+        let err = TableOptions::parse("c.s.t", &too_small, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_request_bytes: must be between 1024"),
             "{err}"
         );
     }

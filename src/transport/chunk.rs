@@ -1,9 +1,16 @@
-//! Cutting a batch's records into ingest calls that stay under the SDK's payload limit.
+//! Cutting a batch's records into ingest calls of at most `max_request_bytes`, always under
+//! the SDK's payload limit.
 //!
 //! The SDK rejects an `ingest_records_offset` call whose records add up to more than
 //! `max_ingest_payload_bytes` (10 MiB − 64 KiB by default), and the service limits the
 //! gRPC message, which also carries a tag and a length per record. A chunk therefore
 //! counts each record as its bytes plus that framing, so both limits hold.
+//!
+//! Chunks are cut at [`max_request_bytes`](crate::WrapperConfiguration::max_request_bytes)
+//! (512 KiB by default), well under the payload limit: the SDK sends a request, the
+//! service receives it and decodes it one after the other, so a large batch in small
+//! requests keeps both ends busy at once. A record larger than that target but within
+//! the payload limit is a chunk of its own.
 
 use crate::encode::EncodedBatch;
 use crate::error::{ConversionErrorKind, ZerobusError};
@@ -39,12 +46,15 @@ fn framed_len(len: usize) -> usize {
     1 + varint + len
 }
 
-/// Splits the encoded rows of `encoded` into chunks of at most `limit` framed bytes.
+/// Splits the encoded rows of `encoded` into chunks of at most `target` framed bytes,
+/// except that a record over `target` (but within `limit`) makes a chunk of its own.
 ///
-/// A record too large for any chunk is returned as a failed row (size limit); rows that
-/// failed encoding are skipped (they are already in the batch's failures).
+/// A record over `limit`, the SDK's payload limit, is returned as a failed row (size
+/// limit); rows that failed encoding are skipped (they are already in the batch's
+/// failures).
 pub(crate) fn plan_chunks(
     encoded: &EncodedBatch,
+    target: usize,
     limit: usize,
 ) -> (Vec<Chunk>, Vec<(usize, ZerobusError)>) {
     let mut chunks = Vec::new();
@@ -67,7 +77,7 @@ pub(crate) fn plan_chunks(
             ));
             continue;
         }
-        if used + size > limit {
+        if used > 0 && used + size > target {
             chunks.push(Chunk {
                 rows: std::mem::take(&mut rows),
             });
@@ -141,7 +151,7 @@ mod tests {
         let values: Vec<Option<&[u8]>> = payloads.iter().map(|p| Some(p.as_slice())).collect();
         let encoded = encode(&values);
         let limit = 1000;
-        let (chunks, failed) = plan_chunks(&encoded, limit);
+        let (chunks, failed) = plan_chunks(&encoded, limit, limit);
         assert!(failed.is_empty());
         let rows: Vec<usize> = chunks.iter().flat_map(|c| c.rows.clone()).collect();
         assert_eq!(rows, (0..50).collect::<Vec<_>>());
@@ -158,6 +168,34 @@ mod tests {
             );
         }
         assert!(chunks.len() > 5, "{} chunks", chunks.len());
+    }
+
+    #[test]
+    fn chunks_stay_under_the_target_and_a_larger_record_travels_alone() {
+        // framed sizes (tag + length + record of tag + length + value): 14, 104, 14, 14,
+        // 306 (over the target), 14
+        let small = [1u8; 10];
+        let mid = [2u8; 100];
+        let big = [3u8; 300];
+        let values: Vec<Option<&[u8]>> = vec![
+            Some(&small),
+            Some(&mid),
+            Some(&small),
+            Some(&small),
+            Some(&big),
+            Some(&small),
+        ];
+        let encoded = encode(&values);
+        let (chunks, failed) = plan_chunks(&encoded, 120, 1000);
+        assert!(failed.is_empty(), "306 framed bytes are within the limit");
+        let rows: Vec<Vec<usize>> = chunks.into_iter().map(|c| c.rows).collect();
+        assert_eq!(rows, vec![vec![0, 1], vec![2, 3], vec![4], vec![5]]);
+
+        let (chunks, failed) = plan_chunks(&encoded, 120, 200);
+        assert_eq!(failed.len(), 1, "over the SDK's limit: fails");
+        assert_eq!(failed[0].0, 4);
+        let rows: Vec<Vec<usize>> = chunks.into_iter().map(|c| c.rows).collect();
+        assert_eq!(rows, vec![vec![0, 1], vec![2, 3, 5]]);
     }
 
     fn chunk(rows: std::ops::Range<usize>) -> Chunk {
@@ -193,7 +231,7 @@ mod tests {
     fn a_record_over_the_limit_fails_alone() {
         let big = vec![1u8; 500];
         let encoded = encode(&[Some(b"a"), Some(&big), None, Some(b"b")]);
-        let (chunks, failed) = plan_chunks(&encoded, 100);
+        let (chunks, failed) = plan_chunks(&encoded, 100, 100);
         assert_eq!(
             chunks,
             vec![Chunk {

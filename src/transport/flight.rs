@@ -8,8 +8,8 @@
 //! a null in a NOT NULL column, a null list element, a record over the size limit) are
 //! reported with the same reasons and never sent. The remaining rows are
 //! [normalized](super::normalize) to the Arrow schema the SDK derives for the table and
-//! cut into the same chunks as on the protobuf path (so each `ingest_batch` call stays
-//! under the payload limit, measured on the encoded sizes); the SDK splits larger
+//! cut into the same chunks as on the protobuf path (so each `ingest_batch` call carries
+//! at most `max_request_bytes`, measured on the encoded sizes); the SDK splits larger
 //! messages itself.
 //!
 //! Recovery, pipelining and per-row outcomes are those of the protobuf path
@@ -49,12 +49,13 @@ impl WireFormat for ArrowFlight {
         schema: &TableSchema,
         batch: &RecordBatch,
         encoded: &Arc<EncodedBatch>,
+        request_bytes: usize,
         payload_limit: usize,
     ) -> Result<Prepared<ZerobusArrowStream>, ZerobusError> {
-        let (chunks, mut failed_rows) = plan_chunks(encoded, payload_limit);
+        let (chunks, mut failed_rows) = plan_chunks(encoded, request_bytes, payload_limit);
         // Input rows of the chunks, ascending: the rows of the normalized batch.
         let sent: Vec<usize> = chunks.iter().flat_map(|c| c.rows.iter().copied()).collect();
-        let normalized = match sendable(schema, batch, &sent) {
+        let normalized = match sendable(schema, batch, encoded.rows().start, &sent) {
             Ok(normalized) => normalized,
             Err(error) => {
                 failed_rows.extend(fail_all(&sent, &error));
@@ -76,16 +77,17 @@ impl WireFormat for ArrowFlight {
     }
 }
 
-/// The rows `sent` of `batch`, normalized.
+/// The rows `sent` of `batch` (whose first row is row `first_row`), normalized.
 fn sendable(
     schema: &TableSchema,
     batch: &RecordBatch,
+    first_row: usize,
     sent: &[usize],
 ) -> Result<RecordBatch, ZerobusError> {
     let rows = if sent.len() == batch.num_rows() {
         batch.clone()
     } else {
-        take_record_batch(batch, &indices(sent.iter().copied())).map_err(|e| {
+        take_record_batch(batch, &indices(sent.iter().map(|row| row - first_row))).map_err(|e| {
             ZerobusError::TransmissionError(format!("selecting the rows to send: {e}"))
         })?
     };

@@ -151,6 +151,8 @@ pub(crate) struct StreamSettings {
     pub(crate) credentials: Option<(String, SecretString)>,
     pub(crate) retry: RetryPolicy,
     pub(crate) payload_limit: usize,
+    /// Most bytes of records per ingest call (`max_request_bytes`, within `payload_limit`).
+    pub(crate) request_bytes: usize,
     /// Arrow IPC body compression (Arrow Flight streams only).
     pub(crate) flight_compression: Option<arrow::ipc::CompressionType>,
     pub(crate) telemetry: Telemetry,
@@ -164,6 +166,7 @@ impl std::fmt::Debug for StreamSettings {
             .field("oauth", &self.credentials.is_some())
             .field("retry", &self.retry)
             .field("payload_limit", &self.payload_limit)
+            .field("request_bytes", &self.request_bytes)
             .field("flight_compression", &self.flight_compression)
             .finish()
     }

@@ -5,7 +5,7 @@
 //! mode uses [`SdkTransport`](sdk::SdkTransport), the official Zerobus SDK's
 //! dynamic-protobuf streams or (option) its Arrow Flight streams.
 //!
-//! - `chunk`: cutting a batch into ingest calls under the SDK's payload limit.
+//! - `chunk`: cutting a batch into ingest calls of at most `max_request_bytes`.
 //! - `delivery`: per-chunk acknowledgement waits, resends, isolation of refused rows.
 //! - `flight`: the Arrow Flight format (normalized Arrow batches, `ingest_batch`).
 //! - `lane`: one schema's shared stream, its creation, and recovery of a dead stream.

@@ -3,9 +3,11 @@
 //! ([`ArrowFlight`](super::flight::ArrowFlight)).
 //!
 //! Per table schema there are `multiplexed_streams` [`Lane`]s (each one shared stream at
-//! a time; one by default). A batch is cut into [chunks](super::chunk) under the SDK's
-//! payload limit; each chunk is one ingest call. With several lanes, batches take the
-//! lanes in turn and a large batch is [spread](super::chunk::spread) over all of them. [`Transport::submit`] returns once every chunk is queued (so batches keep their
+//! a time; one by default). A batch is cut into [chunks](super::chunk) of at most
+//! `max_request_bytes`, always under the SDK's payload limit; each chunk is one ingest
+//! call. With several lanes, batches take the lanes in turn and a large batch is
+//! [spread](super::chunk::spread) over all of them. [`Transport::submit`] returns once
+//! every chunk is queued (so batches keep their
 //! submission order on the stream); the returned delivery resolves when each chunk's own
 //! offset is acknowledged ([`delivery`](super::delivery)), so concurrent callers pipeline
 //! on one stream and a dropped delivery still completes.
@@ -60,12 +62,13 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
         schema: &TableSchema,
     ) -> Result<<Self::Stream as LaneStream>::Format, ZerobusError>;
 
-    /// Cuts the rows of `batch` that encoded into chunks of at most `payload_limit`
-    /// encoded bytes.
+    /// Cuts the rows of `batch` that encoded into chunks ([`plan_chunks`]) of at most
+    /// `request_bytes` encoded bytes, or one record within `payload_limit`.
     fn prepare(
         schema: &TableSchema,
         batch: &RecordBatch,
         encoded: &Arc<EncodedBatch>,
+        request_bytes: usize,
         payload_limit: usize,
     ) -> Result<Prepared<Self::Stream>, ZerobusError>;
 }
@@ -86,9 +89,10 @@ impl WireFormat for Protobuf {
         _schema: &TableSchema,
         _batch: &RecordBatch,
         encoded: &Arc<EncodedBatch>,
+        request_bytes: usize,
         payload_limit: usize,
     ) -> Result<Prepared<ZerobusStream>, ZerobusError> {
-        let (chunks, failed_rows) = plan_chunks(encoded, payload_limit);
+        let (chunks, failed_rows) = plan_chunks(encoded, request_bytes, payload_limit);
         let encoded = encoded.clone();
         let payloads: Payloads<ZerobusStream> =
             Arc::new(move |rows: &[usize]| ProtoPayload::Fresh(Chunk::records_of(rows, &encoded)));
@@ -163,6 +167,7 @@ impl<F: WireFormat> SdkTransport<F> {
             credentials,
             retry: RetryPolicy::from_config(config),
             payload_limit: StreamConfigurationOptions::default().max_ingest_payload_bytes,
+            request_bytes: config.max_request_bytes,
             flight_compression: config.flight_ipc_compression.codec(),
             telemetry: crate::telemetry::Telemetry::from_config(config),
         };
@@ -233,7 +238,14 @@ impl<F: WireFormat> Transport for SdkTransport<F> {
     ) -> BoxFuture<'a, Result<Delivery, ZerobusError>> {
         Box::pin(async move {
             let lanes = self.lanes(schema)?;
-            let prepared = F::prepare(schema, batch, encoded, self.settings.payload_limit)?;
+            let settings = &self.settings;
+            let prepared = F::prepare(
+                schema,
+                batch,
+                encoded,
+                settings.request_bytes,
+                settings.payload_limit,
+            )?;
             let chunks = spread(prepared.chunks, lanes.len(), MIN_ROWS_PER_STREAM_PART);
             let first = self.next_lane.fetch_add(chunks.len(), Ordering::Relaxed);
             Ok(queue(
