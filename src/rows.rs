@@ -1,4 +1,66 @@
-//! Row-index helpers shared by the encoder and the results.
+//! Row-index helpers shared by the encoder, the wrapper and the results.
+
+use std::ops::Range;
+
+/// Rows of a batch's first part, before its bytes per row are known.
+pub(crate) const FIRST_PART_ROWS: usize = 4096;
+
+/// Cuts `0..rows` into consecutive parts of about `target` encoded bytes each, learning
+/// the bytes per row from each part as it is encoded ([`observe`](Self::observe)).
+///
+/// The wrapper encodes and queues a large batch part by part, so its first requests
+/// travel (and the service decodes them) while the rest is still being encoded. Parts
+/// aim a little under `target` (7/8), so that a part usually makes exactly one request
+/// of at most `max_request_bytes`; a last part smaller than 1/8 of a part joins the one
+/// before it. An empty batch is one empty part.
+#[derive(Debug)]
+pub(crate) struct RowParts {
+    rows: usize,
+    next: usize,
+    target: usize,
+    part_rows: usize,
+    started: bool,
+}
+
+impl RowParts {
+    pub(crate) fn new(rows: usize, target: usize) -> Self {
+        Self {
+            rows,
+            next: 0,
+            target: target - target / 8,
+            part_rows: FIRST_PART_ROWS,
+            started: false,
+        }
+    }
+
+    /// Records that a part of `rows` rows encoded into `bytes` bytes: the next parts take
+    /// as many rows as fit the target at that rate.
+    pub(crate) fn observe(&mut self, rows: usize, bytes: usize) {
+        if rows > 0 {
+            let per_row = bytes.div_ceil(rows).max(1);
+            self.part_rows = (self.target / per_row).max(1);
+        }
+    }
+}
+
+impl Iterator for RowParts {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.started && self.next >= self.rows {
+            return None;
+        }
+        self.started = true;
+        let start = self.next;
+        let remaining = self.rows - start;
+        let mut len = remaining.min(self.part_rows);
+        if remaining - len < self.part_rows / 8 {
+            len = remaining;
+        }
+        self.next = start + len;
+        Some(start..self.next)
+    }
+}
 
 /// The indices in `0..total` that are not in `excluded` (which must be sorted ascending).
 pub(crate) fn rows_except(
@@ -17,6 +79,53 @@ pub(crate) fn rows_except(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_follow_the_observed_bytes_per_row_and_cover_every_row_once() {
+        // 100 bytes per row, target 512 KiB: 7/8 of it is 458,752 bytes = 4587 rows.
+        let mut parts = RowParts::new(20_000, 512 * 1024);
+        let mut seen = Vec::new();
+        while let Some(part) = parts.next() {
+            parts.observe(part.len(), part.len() * 100);
+            seen.push(part);
+        }
+        assert_eq!(
+            seen,
+            vec![0..4096, 4096..8683, 8683..13270, 13270..17857, 17857..20000]
+        );
+
+        // A tail under 1/8 of a part joins the last part.
+        let mut parts = RowParts::new(4096 + 4587 + 500, 512 * 1024);
+        let first = parts.next().unwrap();
+        parts.observe(first.len(), first.len() * 100);
+        assert_eq!(parts.next(), Some(4096..9183));
+        assert_eq!(parts.next(), None);
+    }
+
+    #[test]
+    fn small_and_empty_batches_are_one_part() {
+        assert_eq!(
+            RowParts::new(1000, 512 * 1024).collect::<Vec<_>>(),
+            vec![0..1000]
+        );
+        assert_eq!(RowParts::new(0, 512 * 1024).collect::<Vec<_>>(), vec![0..0]);
+        // A tail of up to 1/8 of the first part joins it.
+        assert_eq!(
+            RowParts::new(4096 + 511, 1024).collect::<Vec<_>>(),
+            vec![0..4607]
+        );
+    }
+
+    #[test]
+    fn rows_over_the_target_make_one_row_parts() {
+        let mut parts = RowParts::new(FIRST_PART_ROWS + 1000, 1024);
+        let first = parts.next().unwrap();
+        assert_eq!(first, 0..FIRST_PART_ROWS);
+        parts.observe(first.len(), first.len() * 5000);
+        let rest: Vec<_> = parts.collect();
+        assert_eq!(rest.len(), 1000);
+        assert!(rest.iter().all(|part| part.len() == 1));
+    }
 
     #[test]
     fn complement_of_sorted_rows() {

@@ -4,6 +4,12 @@
 //! descriptor is built once per Arrow schema and cached; encoding never aborts a batch for
 //! a bad row; every input row ends either delivered or in
 //! [`TransmissionResult::failed_rows`] with its reason.
+//!
+//! A batch larger than one request ([`max_request_bytes`](WrapperConfiguration::max_request_bytes))
+//! is encoded and queued in parts of about that size ([`RowParts`]): the first requests
+//! are on their way, and being decoded by the service, while the rest is still being
+//! encoded. Rows keep their numbers across parts, and the parts' outcomes make one
+//! [`TransmissionResult`].
 
 use std::fmt;
 use std::future::Future;
@@ -20,7 +26,8 @@ use crate::debug::{DebugSettings, DebugWriter};
 use crate::encode::{EncodedBatch, RowEncoder};
 use crate::error::ZerobusError;
 use crate::result::TransmissionResult;
-use crate::schema::{SchemaCache, TableSchema};
+use crate::rows::RowParts;
+use crate::schema::SchemaCache;
 use crate::telemetry::{BatchTrace, Telemetry};
 use crate::transport::{transport_for, BoxFuture, Delivery, Transport};
 use crate::uc::{CheckedRows, SchemaCheck};
@@ -82,9 +89,34 @@ struct Inner {
 
 /// A batch queued on the transport, waiting for its acknowledgements.
 struct Queued {
+    parts: Vec<QueuedPart>,
+    checked: CheckedRows,
+}
+
+/// One part of a queued batch: its rows, encoded, and their delivery.
+struct QueuedPart {
     delivery: Delivery,
     encoded: Arc<EncodedBatch>,
-    checked: CheckedRows,
+}
+
+impl Queued {
+    /// Waits for every part; the failed rows (numbered as in the batch, before the schema
+    /// check restores the input's numbers), the most attempts a part needed and the bytes
+    /// of the records delivered.
+    async fn settle(self) -> (Vec<(usize, ZerobusError)>, u32, usize) {
+        let mut failed_rows = Vec::new();
+        let mut attempts = 0;
+        let mut sent_bytes = 0;
+        for part in self.parts {
+            let report = part.delivery.await;
+            let mut failed = part.encoded.row_errors();
+            failed.extend(report.failed_rows);
+            sent_bytes += encoded_bytes_of_successful_rows(&part.encoded, &failed);
+            attempts = attempts.max(report.attempts);
+            failed_rows.append(&mut failed);
+        }
+        (self.checked.restore(failed_rows), attempts, sent_bytes)
+    }
 }
 
 impl fmt::Debug for ZerobusWrapper {
@@ -177,18 +209,13 @@ impl ZerobusWrapper {
         let table = self.inner.config.table_name.clone();
         Ok(PendingBatch {
             result: Box::pin(async move {
-                let report = queued.delivery.await;
+                let (failed_rows, attempts, sent_bytes) = queued.settle().await;
                 ack.end();
-                let encoded = queued.encoded;
-                let mut failed_rows = encoded.row_errors();
-                failed_rows.extend(report.failed_rows);
-                let sent_bytes = encoded_bytes_of_successful_rows(&encoded, &failed_rows);
-                let failed_rows = queued.checked.restore(failed_rows);
                 let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let result = TransmissionResult::from_row_outcomes(
                     total_rows,
                     failed_rows,
-                    report.attempts,
+                    attempts,
                     Some(latency_ms),
                     sent_bytes,
                 );
@@ -207,7 +234,12 @@ impl ZerobusWrapper {
         })
     }
 
-    /// Checks (optionally), encodes, writes the debug output and queues `batch`.
+    /// Checks (optionally), encodes, writes the debug output and queues `batch`, part by
+    /// part (see the [module docs](self)).
+    ///
+    /// An error of a later part (a debug file that cannot be written in writer-disabled
+    /// mode) leaves the parts before it queued: they are delivered, as after a dropped
+    /// [`PendingBatch`]. The other errors concern the schema and come with the first part.
     async fn queue(&self, batch: RecordBatch, trace: &BatchTrace) -> Result<Queued, ZerobusError> {
         self.ensure_open()?;
         let inner = &self.inner;
@@ -216,31 +248,44 @@ impl ZerobusWrapper {
             None => (batch, CheckedRows::default()),
         };
         let schema = inner.schemas.get(batch.schema_ref())?;
-        let encode = trace.phase("encode");
-        let encode_started = Instant::now();
+        self.debug_output(|debug| debug.write_arrow(&batch))?;
         let encoder = RowEncoder::new(schema.clone())
             .with_max_record_size(inner.config.max_record_size_bytes);
         // Validating and sizing is enough when neither the transport nor the debug output
         // needs the protobuf bytes (the Arrow Flight transport sends the batch itself).
-        let encoded = Arc::new(
-            if inner.debug.is_none() && !inner.transport.needs_records() {
-                encoder.measure(&batch)?
+        let measure_only = inner.debug.is_none() && !inner.transport.needs_records();
+        let mut rows = RowParts::new(batch.num_rows(), inner.config.max_request_bytes);
+        let mut parts = Vec::new();
+        let mut encode_time = std::time::Duration::ZERO;
+        while let Some(range) = rows.next() {
+            let part = if range.len() == batch.num_rows() {
+                batch.clone()
             } else {
-                encoder.encode(&batch)?
-            },
-        );
-        inner.telemetry.encoded(encode_started.elapsed());
-        encode.end();
-        self.write_debug(&schema, &batch, &encoded)?;
+                batch.slice(range.start, range.len())
+            };
+            let encode = trace.phase("encode");
+            let encode_started = Instant::now();
+            let encoder = encoder.clone().with_first_row(range.start);
+            let encoded = Arc::new(if measure_only {
+                encoder.measure(&part)?
+            } else {
+                encoder.encode(&part)?
+            });
+            encode_time += encode_started.elapsed();
+            encode.end();
+            rows.observe(part.num_rows(), encoded.encoded_len());
+            self.debug_output(|debug| {
+                let records = encoded.records().map(|(_, record)| record);
+                debug.write_protobuf(&schema.file_descriptor_set(), records)
+            })?;
 
-        let transmit = trace.phase("transmit");
-        let delivery = inner.transport.submit(&schema, &batch, &encoded).await?;
-        transmit.end();
-        Ok(Queued {
-            delivery,
-            encoded,
-            checked,
-        })
+            let transmit = trace.phase("transmit");
+            let delivery = inner.transport.submit(&schema, &part, &encoded).await?;
+            transmit.end();
+            parts.push(QueuedPart { delivery, encoded });
+        }
+        inner.telemetry.encoded(encode_time);
+        Ok(Queued { parts, checked })
     }
 
     /// Waits until every batch submitted so far is durable (or failed) and flushes the
@@ -285,24 +330,19 @@ impl ZerobusWrapper {
         Ok(())
     }
 
-    /// Writes the batch as received (Arrow) and the records that encoded (protobuf).
+    /// Writes debug output with `write` (the batch as received, Arrow, or the records that
+    /// encoded, protobuf), if debug output is on.
     ///
     /// In writer-disabled mode the debug files are the product, so a failure is an error;
     /// otherwise it must not stop ingestion and is logged instead.
-    fn write_debug(
+    fn debug_output(
         &self,
-        schema: &TableSchema,
-        batch: &RecordBatch,
-        encoded: &EncodedBatch,
+        write: impl FnOnce(&DebugWriter) -> Result<(), ZerobusError>,
     ) -> Result<(), ZerobusError> {
         let Some(debug) = &self.inner.debug else {
             return Ok(());
         };
-        let written = debug.write_arrow(batch).and_then(|()| {
-            let records = encoded.records().map(|(_, record)| record);
-            debug.write_protobuf(&schema.file_descriptor_set(), records)
-        });
-        match written {
+        match write(debug) {
             Err(error) if !self.inner.config.zerobus_writer_disabled => {
                 tracing::warn!(%error, "debug output failed; ingestion continues");
                 Ok(())

@@ -36,6 +36,9 @@ pub enum Landing {
 pub struct Counters {
     /// Records received (decoded and handed to the landing).
     pub received: u64,
+    /// Ingest calls received: protobuf ingest requests and Arrow Flight record batches
+    /// (each decoded and handed to the landing as one batch).
+    pub requests: u64,
     /// Records made durable by the landing (always 0 in [`Landing::None`]).
     pub committed: u64,
     /// Records covered by an acknowledgement sent to the client.
@@ -129,7 +132,10 @@ impl Table {
 
     /// Hands `batch` to the landing (counted as received); see [`Sink::submit`].
     pub(crate) fn submit(&self, batch: RecordBatch) -> Commit {
-        lock(&self.counters).received += batch.num_rows() as u64;
+        let mut counters = lock(&self.counters);
+        counters.received += batch.num_rows() as u64;
+        counters.requests += 1;
+        drop(counters);
         self.sink.submit(batch)
     }
 

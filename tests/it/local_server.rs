@@ -165,6 +165,7 @@ async fn json_records_create_a_table_and_land() -> TestResult {
         counters,
         Counters {
             received: 5,
+            requests: 2,
             committed: 5,
             acknowledged: 5,
             duplicates: 0,

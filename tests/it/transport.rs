@@ -12,9 +12,11 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
-    ConversionErrorKind, TransmissionResult, WrapperConfiguration, ZerobusWrapper,
+    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
 };
 use tonic::Code;
 
@@ -386,6 +388,112 @@ async fn rows_failing_encoding_are_reported_while_the_rest_land() {
     pairs.sort_unstable();
     assert_eq!(pairs, [(1, 10), (3, 30), (5, 50)]);
     assert_eq!(landed.column(1).null_count(), 0);
+    server.shutdown().await;
+}
+
+/// A batch many requests long (`max_request_bytes` of 16 KiB) is encoded and queued in
+/// parts: on both transports, rows that cannot be encoded fail under their own row
+/// numbers, the server receives at least as many requests as the limit implies, and every
+/// other row lands exactly once, value by value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_a_request_travels_in_parts_and_lands_whole() {
+    const ROWS: i64 = 10_000;
+    const REQUEST_BYTES: usize = 16 * 1024;
+    let tables = [
+        ("cat.sch.parts_pb", TransportKind::Protobuf),
+        ("cat.sch.parts_ft", TransportKind::ArrowFlight),
+    ];
+    let table_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("counter", DataType::Int64, true),
+    ]));
+    let mut builder = LocalZerobus::builder().landing(Landing::Memory);
+    for (table, _) in tables {
+        builder = builder.table(table, table_schema.clone());
+    }
+    let server = builder.start().await.expect("server");
+
+    // `counter` arrives as UInt64: the rows with a value over i64::MAX fail, in every part.
+    let bad = |id: i64| id % 997 == 5;
+    let counter = |id: i64| match id {
+        id if bad(id) => Some(u64::MAX - id as u64),
+        id if id % 3 == 0 => None,
+        id => Some(id as u64 * 1_000_003),
+    };
+    let name =
+        |id: i64| (id % 5 != 0).then(|| format!("name {id} {}", "é".repeat((id % 40) as usize)));
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..ROWS)) as ArrayRef,
+        ),
+        (
+            "name",
+            Arc::new(StringArray::from_iter((0..ROWS).map(name))),
+        ),
+        (
+            "counter",
+            Arc::new(UInt64Array::from_iter((0..ROWS).map(counter))),
+        ),
+    ])
+    .expect("batch");
+    let expected_failed: Vec<usize> = (0..ROWS)
+        .filter(|id| bad(*id))
+        .map(|id| id as usize)
+        .collect();
+    assert!(expected_failed.len() >= 10 && expected_failed.last() > Some(&9_000));
+    let encoded_len = RowEncoder::new(Arc::new(
+        TableSchema::try_new(batch.schema(), "t").expect("schema"),
+    ))
+    .encode(&batch)
+    .expect("encode")
+    .encoded_len();
+    let fewest_requests = encoded_len.div_ceil(REQUEST_BYTES) as u64;
+    assert!(fewest_requests >= 20, "{encoded_len} bytes");
+
+    for (table, kind) in tables {
+        let config = WrapperConfiguration::new(server.endpoint(), table)
+            .with_retry_config(6, 5, 200)
+            .with_transport(kind)
+            .with_max_request_bytes(REQUEST_BYTES);
+        let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
+        let result = wrapper.send_batch(batch.clone()).await.expect("send");
+        assert_eq!(result.total_rows, ROWS as usize);
+        assert_eq!(result.get_failed_row_indices(), expected_failed, "{table}");
+        for (row, error) in &result.failed_rows {
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("row {row}, column `counter`")),
+                "{table}: {message}"
+            );
+        }
+        wrapper.shutdown().await.expect("shutdown");
+
+        let requests = server.counters(table).requests;
+        assert!(
+            (fewest_requests..=3 * fewest_requests).contains(&requests),
+            "{table}: {requests} requests for {encoded_len} bytes in requests of {REQUEST_BYTES}"
+        );
+        let landed = server.read_table(table).await.expect("read");
+        let column = |i: usize| landed.column(i).as_any();
+        let ids = column(0).downcast_ref::<Int64Array>().expect("ids");
+        let names = column(1).downcast_ref::<StringArray>().expect("names");
+        let counters = column(2).downcast_ref::<Int64Array>().expect("counters");
+        let actual: BTreeMap<i64, (Option<String>, Option<i64>)> = (0..landed.num_rows())
+            .map(|r| {
+                let name = names.is_valid(r).then(|| names.value(r).to_string());
+                let counter = counters.is_valid(r).then(|| counters.value(r));
+                (ids.value(r), (name, counter))
+            })
+            .collect();
+        assert_eq!(landed.num_rows(), actual.len(), "{table}: no row twice");
+        let expected: BTreeMap<i64, (Option<String>, Option<i64>)> = (0..ROWS)
+            .filter(|id| !bad(*id))
+            .map(|id| (id, (name(id), counter(id).map(|c| c as i64))))
+            .collect();
+        assert_eq!(actual, expected, "{table}");
+    }
     server.shutdown().await;
 }
 
