@@ -10,6 +10,10 @@
 //!   the SDK's Arrow schema for the table and cut at the same rows as the protobuf chunks
 //!   (zero-copy slices).
 //!
+//! Both contenders send the same requests: the ceiling's records are cut into ingest
+//! calls of at most the wrapper's `max_request_bytes` (default 512 KiB; both set by
+//! `ZEROBUS_BENCH_REQUEST_BYTES`), counted as the wrapper counts them.
+//!
 //! Run with `cargo bench --features local --bench e2e`. Besides criterion's estimates (the
 //! 1 MB batch, both contenders, throughput in bytes: groups `e2e_1MB` and
 //! `e2e_1MB_flight`), the bench's own loop prints rows/s, MB/s and the wrapper/ceiling
@@ -28,6 +32,8 @@
 //!
 //! `ZEROBUS_BENCH_FLIGHT_COMPRESSION=zstd|lz4|none` sets the Arrow IPC compression of both
 //! Flight contenders (default: the wrapper's and the SDK's default, zstd).
+//! `ZEROBUS_BENCH_CASES="1 MB,10 MB"` and `ZEROBUS_BENCH_PATHS=protobuf` run only those
+//! rows of the table (names as printed).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -44,11 +50,10 @@ use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
     FlightCompression, TransportKind, WrapperConfiguration, ZerobusWrapper,
+    DEFAULT_MAX_REQUEST_BYTES,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use databricks_zerobus_ingest_sdk::{
-    StreamConfigurationOptions, ZerobusArrowStream, ZerobusSdk, ZerobusStream,
-};
+use databricks_zerobus_ingest_sdk::{ZerobusArrowStream, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
 
 #[path = "support/server.rs"]
@@ -143,12 +148,13 @@ impl Case {
             .expect("encode");
         assert_eq!(encoded.successful_count(), rows);
         // Record bytes plus framing (tag + length varint), as the wrapper counts them.
-        let limit = StreamConfigurationOptions::default().max_ingest_payload_bytes;
+        // The wrapper's request size, so both contenders send the same requests.
+        let limit = request_bytes();
         let mut chunks = vec![Vec::new()];
         let mut used = 0;
         for (_, record) in encoded.records() {
-            let framed = record.len() + 6;
-            if used + framed > limit {
+            let framed = framed_len(record.len());
+            if used > 0 && used + framed > limit {
                 chunks.push(Vec::new());
                 used = 0;
             }
@@ -177,6 +183,27 @@ impl Case {
     fn rows(&self) -> usize {
         self.batch.num_rows()
     }
+}
+
+/// Bytes of records per ingest call, for the wrapper and the ceiling alike:
+/// `ZEROBUS_BENCH_REQUEST_BYTES`, else the wrapper's default.
+fn request_bytes() -> usize {
+    std::env::var("ZEROBUS_BENCH_REQUEST_BYTES")
+        .map(|v| {
+            v.parse()
+                .expect("ZEROBUS_BENCH_REQUEST_BYTES: a number of bytes")
+        })
+        .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
+}
+
+/// A record's bytes in the request: field tag, length varint, payload (as the wrapper
+/// counts them).
+fn framed_len(len: usize) -> usize {
+    let mut varint = 1;
+    while len >> (7 * varint) > 0 {
+        varint += 1;
+    }
+    1 + varint + len
 }
 
 /// Which transport: the wrapper's and the SDK stream it is compared with.
@@ -218,7 +245,8 @@ impl Bench {
         let compression: FlightCompression = std::env::var("ZEROBUS_BENCH_FLIGHT_COMPRESSION")
             .map(|v| v.parse().expect("ZEROBUS_BENCH_FLIGHT_COMPRESSION"))
             .unwrap_or_default();
-        let config = WrapperConfiguration::new(endpoint.clone(), TABLE);
+        let config = WrapperConfiguration::new(endpoint.clone(), TABLE)
+            .with_max_request_bytes(request_bytes());
         let wrapper = ZerobusWrapper::new(config.clone()).await.expect("wrapper");
         let flight_wrapper = ZerobusWrapper::new(
             config
@@ -356,8 +384,21 @@ fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
         "p95 ms",
         "p99 ms"
     );
-    for case in cases {
+    // ZEROBUS_BENCH_CASES="10 MB" and ZEROBUS_BENCH_PATHS=flight (comma-separated names)
+    // run only those rows.
+    let only = |var: &str, name: &str| {
+        std::env::var(var)
+            .map(|names| names.split(',').any(|n| n.trim() == name))
+            .unwrap_or(true)
+    };
+    for case in cases
+        .iter()
+        .filter(|case| only("ZEROBUS_BENCH_CASES", case.name))
+    {
         for path in [Path::Protobuf, Path::Flight] {
+            if !only("ZEROBUS_BENCH_PATHS", path.name()) {
+                continue;
+            }
             report_one(runtime, bench, case, path, quick);
         }
     }
