@@ -2,8 +2,12 @@
 
 use std::ops::Range;
 
-/// Rows of a batch's first part, before its bytes per row are known.
+/// Rows of a batch's first part when nothing is known of its bytes per row.
 pub(crate) const FIRST_PART_ROWS: usize = 4096;
+
+/// Bounds of the first part's rows when they are guessed
+/// ([`RowParts::with_first_guess`]).
+const FIRST_PART_ROWS_GUESSED: std::ops::RangeInclusive<usize> = 256..=65_536;
 
 /// Cuts `0..rows` into consecutive parts of about `target` encoded bytes each, learning
 /// the bytes per row from each part as it is encoded ([`observe`](Self::observe)).
@@ -31,6 +35,18 @@ impl RowParts {
             part_rows: FIRST_PART_ROWS,
             started: false,
         }
+    }
+
+    /// Sizes the first part from a guess of the bytes per row (e.g. the Arrow batch's
+    /// memory per row; 256 to 65,536 rows) instead of [`FIRST_PART_ROWS`], so a batch that
+    /// fits one request is usually one part.
+    pub(crate) fn with_first_guess(mut self, bytes_per_row: usize) -> Self {
+        let rows = self.target / bytes_per_row.max(1);
+        self.part_rows = rows.clamp(
+            *FIRST_PART_ROWS_GUESSED.start(),
+            *FIRST_PART_ROWS_GUESSED.end(),
+        );
+        self
     }
 
     /// Records that a part of `rows` rows encoded into `bytes` bytes: the next parts take
@@ -114,6 +130,20 @@ mod tests {
             RowParts::new(4096 + 511, 1024).collect::<Vec<_>>(),
             vec![0..4607]
         );
+    }
+
+    #[test]
+    fn a_guess_sizes_the_first_part() {
+        // 7/8 of 512 KiB at 64 bytes a row: 7168 rows, so 8000 rows are one part.
+        let parts = RowParts::new(8000, 512 * 1024).with_first_guess(64);
+        assert_eq!(parts.collect::<Vec<_>>(), vec![0..8000]);
+        let mut parts = RowParts::new(100_000, 512 * 1024).with_first_guess(64);
+        assert_eq!(parts.next(), Some(0..7168));
+        // Guesses far off are bounded.
+        let mut huge = RowParts::new(100_000, 512 * 1024).with_first_guess(1 << 30);
+        assert_eq!(huge.next(), Some(0..256));
+        let mut tiny = RowParts::new(100_000, 512 * 1024).with_first_guess(0);
+        assert_eq!(tiny.next(), Some(0..65_536));
     }
 
     #[test]

@@ -254,7 +254,11 @@ impl ZerobusWrapper {
         // Validating and sizing is enough when neither the transport nor the debug output
         // needs the protobuf bytes (the Arrow Flight transport sends the batch itself).
         let measure_only = inner.debug.is_none() && !inner.transport.needs_records();
-        let mut rows = RowParts::new(batch.num_rows(), inner.config.max_request_bytes);
+        // The first part is sized on the Arrow bytes per row (protobuf is usually no
+        // larger); the next ones on the bytes the parts before them encoded into.
+        let arrow_per_row = batch.get_array_memory_size() / batch.num_rows().max(1);
+        let mut rows = RowParts::new(batch.num_rows(), inner.config.max_request_bytes)
+            .with_first_guess(arrow_per_row);
         let mut parts = Vec::new();
         let mut encode_time = std::time::Duration::ZERO;
         while let Some(range) = rows.next() {
