@@ -909,4 +909,81 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("record 0"), "{}", err.message());
     }
+
+    /// The e2e bench's table (`benches/e2e.rs`): `rows` records as the wrapper encodes
+    /// them.
+    fn e2e_records(rows: usize) -> (SchemaRef, Vec<Vec<u8>>, ProtoDecoder) {
+        use arrow::array::{BooleanArray, Float64Array, TimestampMicrosecondArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        let some = |i: &i64| i % 10 != 3;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(StringArray::from_iter(ids.iter().map(|i| {
+                    some(i).then(|| format!("{:0>width$}", i, width = 10 + (*i % 31) as usize))
+                }))),
+                Arc::new(Float64Array::from_iter(
+                    ids.iter().map(|i| some(i).then_some(*i as f64 * 0.25)),
+                )),
+                Arc::new(BooleanArray::from_iter(
+                    ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter(
+                        ids.iter()
+                            .map(|i| some(i).then_some(1_700_000_000_000_000 + i)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let ts =
+            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
+            .encode(&batch)
+            .unwrap();
+        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
+        let decoder = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
+        assert_eq!(decoder.decode(&schema, &records).unwrap(), batch);
+        (schema, records, decoder)
+    }
+
+    /// Decoder throughput on the e2e bench's rows (a microbenchmark, not a check):
+    /// `cargo test --release --features local --lib decode::proto::tests::decode_speed
+    /// -- --ignored --nocapture` (`DECODE_ROWS`, `DECODE_ROUNDS` to change the size).
+    #[test]
+    #[ignore = "a benchmark"]
+    fn decode_speed() {
+        let var = |name: &str, default: usize| {
+            std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
+        };
+        let (rows, rounds) = (var("DECODE_ROWS", 100_000), var("DECODE_ROUNDS", 20));
+        let (schema, records, decoder) = e2e_records(rows);
+        let bytes: usize = records.iter().map(Vec::len).sum();
+        let mut best = std::time::Duration::MAX;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let start = std::time::Instant::now();
+            std::hint::black_box(decoder.decode(&schema, &records).unwrap());
+            best = best.min(start.elapsed());
+        }
+        let mean = started.elapsed() / rounds as u32;
+        println!(
+            "decode_speed: {rows} records, {bytes} bytes: best {best:?} ({:.0} MB/s), mean {mean:?}",
+            bytes as f64 / best.as_secs_f64() / 1e6
+        );
+    }
 }
