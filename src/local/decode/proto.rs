@@ -498,6 +498,7 @@ impl Column {
     }
 
     /// Takes one value of this column's field off the wire.
+    #[inline]
     fn push(&mut self, buf: &[u8], raw: Raw) -> Result<(), String> {
         let source = self
             .source
@@ -511,6 +512,17 @@ impl Column {
             }
             return Ok(());
         }
+        self.push_other(buf, raw)
+    }
+
+    /// [`Self::push`] of a value whose wire type is not the field's: a packed repeated
+    /// field, or an error.
+    #[inline(never)]
+    fn push_other(&mut self, buf: &[u8], raw: Raw) -> Result<(), String> {
+        let source = self
+            .source
+            .as_ref()
+            .expect("only fields with a source are looked up");
         if let (true, Raw::Len(start, end)) = (source.repeated, raw) {
             let seen = &mut self.seen;
             return for_each_packed(buf, start, end, source.wire, |value| seen.push(value))
