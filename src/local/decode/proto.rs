@@ -973,6 +973,80 @@ mod tests {
         (schema, records, decoder)
     }
 
+    /// The outcome of decoding each set of records of the e2e table: `ok N rows` or the
+    /// error's code and message.
+    fn outcomes(cases: &[Vec<Vec<u8>>]) -> Vec<String> {
+        let (schema, _, decoder) = e2e_records(1);
+        cases
+            .iter()
+            .map(|records| match decoder.decode(&schema, records) {
+                Ok(batch) => format!("ok {} rows", batch.num_rows()),
+                Err(e) => format!("{:?}: {}", e.code(), e.message()),
+            })
+            .collect()
+    }
+
+    /// Malformed and invalid records fail with the error of the first bad record (and
+    /// within it of the first bad field, or column): the messages as the decoder that
+    /// checked UTF-8 value by value gave them.
+    #[test]
+    fn errors_name_the_first_bad_record() {
+        // id = 1 (int64, NOT NULL), name = 2 (string), score = 3 (double), flag = 4, at = 5
+        let good = |id: u8| vec![0x08, id, 0x12, 2, b'o', b'k'];
+        let name = |id: u8, name: &[u8]| {
+            let mut r = vec![0x08, id, 0x12, name.len() as u8];
+            r.extend_from_slice(name);
+            r
+        };
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![good(0), name(1, b"\xff"), good(2)],
+            vec![name(0, &[0xc3]), name(1, &[0xa9])],
+            vec![name(0, "é".as_bytes()), name(1, b"a\xc3")],
+            vec![good(0), name(1, b"\xff"), good(2), vec![0x08]],
+            vec![good(0), vec![0x08], name(2, b"\xff")],
+            vec![[name(0, b"\xff"), name(0, b"ok")].concat()],
+            vec![[name(0, b"ok"), name(0, b"\xfe")].concat()],
+            vec![vec![0x12, 1, 0xff]],
+            vec![[name(0, b"\xff"), vec![0x18, 1]].concat()],
+            vec![[name(0, b"\xff"), vec![0x7a, 1, 0xff]].concat()],
+            vec![good(0), vec![0x00, 0x01]],
+            vec![good(0), vec![0x0b]],
+            vec![good(0), vec![0x0e]],
+            vec![good(0), vec![0x12, 0x05, b'a']],
+            vec![good(0), vec![0x19, 1, 2, 3]],
+            vec![good(0), vec![0x2d, 1, 2]],
+            vec![good(0), [vec![0x08], vec![0xff; 10], vec![0x01]].concat()],
+            vec![good(0), vec![0x08, 0xff, 0xff]],
+            vec![good(0), vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00]],
+            vec![good(0), vec![0x08, 0x01, 0x25, 1, 2, 3, 4]],
+            vec![good(0), vec![0x08, 0x01, 0x20, 0x05]],
+        ];
+        let expected = vec![
+            "InvalidArgument: record 1: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 0: column name: invalid UTF-8: incomplete utf-8 byte sequence from index 0",
+            "InvalidArgument: record 1: column name: invalid UTF-8: incomplete utf-8 byte sequence from index 1",
+            "InvalidArgument: record 1: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 1: truncated varint",
+            "ok 1 rows",
+            "InvalidArgument: record 0: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 0: column id is NOT NULL but the record has no value for it",
+            "InvalidArgument: record 0: column score: wire type Varint does not match the field's type (Fixed64 expected)",
+            "InvalidArgument: record 0: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 1: invalid field number 0",
+            "InvalidArgument: record 1: field 1: groups are not supported",
+            "InvalidArgument: record 1: field 1: invalid wire type 6",
+            "InvalidArgument: record 1: field 2: length 5 runs past the message",
+            "InvalidArgument: record 1: truncated 8-byte value",
+            "InvalidArgument: record 1: truncated 4-byte value",
+            "InvalidArgument: record 1: varint longer than 10 bytes",
+            "InvalidArgument: record 1: truncated varint",
+            "InvalidArgument: record 1: invalid field number 4294967296",
+            "InvalidArgument: record 1: column flag: wire type Fixed32 does not match the field's type (Varint expected)",
+            "ok 2 rows",
+        ];
+        assert_eq!(outcomes(&cases), expected);
+    }
+
     /// Decoder throughput on the e2e bench's rows (a microbenchmark, not a check):
     /// `cargo test --release --features local --lib decode::proto::tests::decode_speed
     /// -- --ignored --nocapture` (`DECODE_ROWS`, `DECODE_ROUNDS` to change the size).
