@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arrow::array::{
     new_null_array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
-    ListArray, MapArray, NullBufferBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ListArray, MapArray, NullBufferBuilder, RecordBatch, RecordBatchOptions, StringArray,
     StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
@@ -90,19 +90,33 @@ impl ProtoDecoder {
     /// Checks the descriptor against an existing table, as the service does (see the
     /// module documentation); `INVALID_ARGUMENT` naming the field or column.
     pub(crate) fn check(&self, table: &Schema) -> Result<(), Status> {
-        MessageDecoder::for_message(&self.message, table.fields(), "", 0)
+        MessageDecoder::for_message(&self.message, table.fields(), "", 0, Utf8Check::PerColumn)
             .map(drop)
             .map_err(Status::invalid_argument)
     }
 
     /// Decodes `records` into one batch of `table`'s schema.
+    ///
+    /// UTF-8 is checked once per string column of the batch; if that or anything else
+    /// fails, the records are decoded again checking each value as it is appended, so
+    /// the error is the one that names the first bad record and column.
     pub(crate) fn decode<R: AsRef<[u8]>>(
         &self,
         table: &SchemaRef,
         records: &[R],
     ) -> Result<RecordBatch, Status> {
+        self.decode_with(table, records, Utf8Check::PerColumn)
+            .or_else(|_| self.decode_with(table, records, Utf8Check::PerValue))
+    }
+
+    fn decode_with<R: AsRef<[u8]>>(
+        &self,
+        table: &SchemaRef,
+        records: &[R],
+        utf8: Utf8Check,
+    ) -> Result<RecordBatch, Status> {
         let mut decoder =
-            MessageDecoder::for_message(&self.message, table.fields(), "", records.len())
+            MessageDecoder::for_message(&self.message, table.fields(), "", records.len(), utf8)
                 .map_err(Status::invalid_argument)?;
         for (index, record) in records.iter().enumerate() {
             let record = record.as_ref();
@@ -272,6 +286,7 @@ impl MessageDecoder {
         fields: &Fields,
         path: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         if let Some(extra) = message.fields().find(|f| fields.find(f.name()).is_none()) {
             return Err(format!("field {path}{} not in table", extra.name()));
@@ -280,7 +295,7 @@ impl MessageDecoder {
             .iter()
             .map(|c| message.get_field_by_name(c.name()))
             .collect();
-        Self::new(fields, sources, path, false, capacity)
+        Self::new(fields, sources, path, false, capacity, utf8)
     }
 
     /// A map's entry struct (`key`, `value`) fed from the entry message's fields 1 and 2.
@@ -289,6 +304,7 @@ impl MessageDecoder {
         fields: &Fields,
         path: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         if fields.len() != 2 {
             return Err(format!("column {path}: map entries need 2 fields"));
@@ -297,7 +313,7 @@ impl MessageDecoder {
             Some(entry.map_entry_key_field()),
             Some(entry.map_entry_value_field()),
         ];
-        Self::new(fields, sources, path, true, capacity)
+        Self::new(fields, sources, path, true, capacity, utf8)
     }
 
     fn new(
@@ -306,11 +322,12 @@ impl MessageDecoder {
         path: &str,
         absent_is_default: bool,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         let columns = fields
             .iter()
             .zip(sources)
-            .map(|(field, source)| Column::new(field, source, path, capacity))
+            .map(|(field, source)| Column::new(field, source, path, capacity, utf8))
             .collect::<Result<Vec<_>, _>>()?;
         let lookup = Lookup::new(
             columns
@@ -417,6 +434,7 @@ impl Column {
         source: Option<FieldDescriptor>,
         parent: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         let path = format!("{parent}{}", field.name());
         let Some(proto) = source else {
@@ -463,6 +481,7 @@ impl Column {
                         kv,
                         &format!("{path}."),
                         capacity,
+                        utf8,
                     )?),
                 }
             }
@@ -470,10 +489,10 @@ impl Column {
                 item: Arc::clone(item),
                 offsets: offsets(),
                 nulls: NullBufferBuilder::new(capacity),
-                values: ValueDecoder::new(proto.kind(), item.data_type(), &path, capacity)?,
+                values: ValueDecoder::new(proto.kind(), item.data_type(), &path, capacity, utf8)?,
             },
             (false, false, data_type) => {
-                Shape::Single(ValueDecoder::new(proto.kind(), data_type, &path, capacity)?)
+                Shape::Single(ValueDecoder::new(proto.kind(), data_type, &path, capacity, utf8)?)
             }
             (map, _, data_type) => {
                 return Err(format!(
@@ -653,6 +672,15 @@ fn push_offset(offsets: &mut Vec<i32>, added: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// When string values are checked for UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Utf8Check {
+    /// Once per column, when the batch is finished (fast; fails without naming a record).
+    PerColumn,
+    /// Each value as it is appended (the error names the record and column).
+    PerValue,
+}
+
 /// Appends values of one protobuf type into one Arrow array of a compatible type.
 #[derive(Debug)]
 struct ValueDecoder {
@@ -672,7 +700,8 @@ enum Target {
     Timestamp(TimestampMicrosecondBuilder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    Utf8(StringBuilder),
+    /// Strings kept as bytes, checked as `Utf8Check` says.
+    Utf8(BinaryBuilder, Utf8Check),
     Binary(BinaryBuilder),
     Decimal(Decimal128Builder, u8, i8),
     Struct(Box<MessageDecoder>),
@@ -694,7 +723,13 @@ fn is_int64(kind: &Kind) -> bool {
 }
 
 impl ValueDecoder {
-    fn new(kind: Kind, data_type: &DataType, path: &str, capacity: usize) -> Result<Self, String> {
+    fn new(
+        kind: Kind,
+        data_type: &DataType,
+        path: &str,
+        capacity: usize,
+        utf8: Utf8Check,
+    ) -> Result<Self, String> {
         let unsigned32 = matches!(kind, Kind::Uint32 | Kind::Fixed32);
         let target = match (&kind, data_type) {
             (Kind::Bool, DataType::Boolean) => {
@@ -728,7 +763,7 @@ impl ValueDecoder {
                 Target::Float64(Float64Builder::with_capacity(capacity))
             }
             (Kind::String, DataType::Utf8) => {
-                Target::Utf8(StringBuilder::with_capacity(capacity, capacity * 8))
+                Target::Utf8(BinaryBuilder::with_capacity(capacity, capacity * 8), utf8)
             }
             (Kind::String, DataType::Decimal128(p, s)) => Target::Decimal(
                 Decimal128Builder::with_capacity(capacity)
@@ -741,7 +776,7 @@ impl ValueDecoder {
                 Target::Binary(BinaryBuilder::with_capacity(capacity, capacity * 8))
             }
             (Kind::Message(m), DataType::Struct(fields)) => Target::Struct(Box::new(
-                MessageDecoder::for_message(m, fields, &format!("{path}."), capacity)?,
+                MessageDecoder::for_message(m, fields, &format!("{path}."), capacity, utf8)?,
             )),
             (kind, data_type) => {
                 return Err(format!(
@@ -792,7 +827,8 @@ impl ValueDecoder {
                 Raw::Fixed64(bits) => b.append_value(f64::from_bits(bits)),
                 _ => unreachable!("wire type checked on push"),
             },
-            Target::Utf8(b) => b.append_value(text(buf, raw)?),
+            Target::Utf8(b, Utf8Check::PerColumn) => b.append_value(bytes(buf, raw)),
+            Target::Utf8(b, Utf8Check::PerValue) => b.append_value(text(buf, raw)?),
             Target::Binary(b) => b.append_value(bytes(buf, raw)),
             Target::Decimal(b, precision, scale) => {
                 let (precision, scale) = (*precision, *scale);
@@ -817,7 +853,7 @@ impl ValueDecoder {
             Target::Timestamp(b) => b.append_null(),
             Target::Float32(b) => b.append_null(),
             Target::Float64(b) => b.append_null(),
-            Target::Utf8(b) => b.append_null(),
+            Target::Utf8(b, _) => b.append_null(),
             Target::Binary(b) => b.append_null(),
             Target::Decimal(b, ..) => b.append_null(),
             Target::Struct(m) => m.append_null(),
@@ -835,7 +871,10 @@ impl ValueDecoder {
             Target::Timestamp(b) => Arc::new(b.finish()),
             Target::Float32(b) => Arc::new(b.finish()),
             Target::Float64(b) => Arc::new(b.finish()),
-            Target::Utf8(b) => Arc::new(b.finish()),
+            Target::Utf8(b, _) => {
+                let (offsets, values, nulls) = b.finish().into_parts();
+                Arc::new(StringArray::try_new(offsets, values, nulls).map_err(|e| e.to_string())?)
+            }
             Target::Binary(b) => Arc::new(b.finish()),
             Target::Decimal(b, ..) => Arc::new(b.finish()),
             Target::Struct(m) => Arc::new(m.finish_struct()?),
@@ -887,7 +926,7 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::array::{Int32Array, Int64Array};
     #[test]
     fn decodes_encoder_records_back_into_the_batch() {
         let schema = Arc::new(Schema::new(vec![
