@@ -398,8 +398,10 @@ struct Column {
     path: String,
     nullable: bool,
     source: Option<Source>,
-    /// The value of a scalar field in the current record (the last one sent counts).
-    last: Option<Raw>,
+    /// The value of a scalar field in the current record (the last one sent counts), as
+    /// the payload of a value of the field's wire type ([`Raw::payload`]): kept as two
+    /// plain words so that storing it per field costs two stores, not an enum copy.
+    last: Option<[u64; 2]>,
     /// The values of a repeated or message field in the current record.
     seen: Vec<Raw>,
     shape: Shape,
@@ -525,7 +527,7 @@ impl Column {
             .expect("only fields with a source are looked up");
         if raw.wire_type() == source.wire {
             if !source.repeated && !source.message {
-                self.last = Some(raw); // the last value of a scalar wins
+                self.last = Some(raw.payload()); // the last value of a scalar wins
             } else {
                 self.seen.push(raw); // elements, or message pieces that merge
             }
@@ -563,7 +565,8 @@ impl Column {
                 Ok(())
             }
             Shape::Single(values) => {
-                if let Some(raw) = self.last.take() {
+                if let Some(payload) = self.last.take() {
+                    let raw = self.source.as_ref().expect("a value").wire.raw(payload);
                     values.append(buf, std::slice::from_ref(&raw))
                 } else if !self.seen.is_empty() {
                     values.append(buf, &self.seen)

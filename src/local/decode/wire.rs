@@ -35,7 +35,30 @@ impl WireType {
     }
 }
 
+impl WireType {
+    /// The value of this wire type whose [`Raw::payload`] is `payload`.
+    #[inline(always)]
+    pub(super) fn raw(self, [a, b]: [u64; 2]) -> Raw {
+        match self {
+            WireType::Varint => Raw::Varint(a),
+            WireType::Fixed64 => Raw::Fixed64(a),
+            WireType::Len => Raw::Len(a as usize, b as usize),
+            WireType::Fixed32 => Raw::Fixed32(a as u32),
+        }
+    }
+}
+
 impl Raw {
+    /// The value without its wire type, as two words ([`WireType::raw`] undoes it).
+    #[inline(always)]
+    pub(super) fn payload(self) -> [u64; 2] {
+        match self {
+            Raw::Varint(v) | Raw::Fixed64(v) => [v, 0],
+            Raw::Len(start, end) => [start as u64, end as u64],
+            Raw::Fixed32(v) => [u64::from(v), 0],
+        }
+    }
+
     pub(super) fn wire_type(self) -> WireType {
         match self {
             Raw::Varint(_) => WireType::Varint,
