@@ -17,7 +17,7 @@ use std::sync::Arc;
 use arrow::array::{
     new_null_array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
-    ListArray, MapArray, NullBufferBuilder, RecordBatch, RecordBatchOptions, StringBuilder,
+    ListArray, MapArray, NullBufferBuilder, RecordBatch, RecordBatchOptions, StringArray,
     StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
@@ -90,19 +90,33 @@ impl ProtoDecoder {
     /// Checks the descriptor against an existing table, as the service does (see the
     /// module documentation); `INVALID_ARGUMENT` naming the field or column.
     pub(crate) fn check(&self, table: &Schema) -> Result<(), Status> {
-        MessageDecoder::for_message(&self.message, table.fields(), "", 0)
+        MessageDecoder::for_message(&self.message, table.fields(), "", 0, Utf8Check::PerColumn)
             .map(drop)
             .map_err(Status::invalid_argument)
     }
 
     /// Decodes `records` into one batch of `table`'s schema.
+    ///
+    /// UTF-8 is checked once per string column of the batch; if that or anything else
+    /// fails, the records are decoded again checking each value as it is appended, so
+    /// the error is the one that names the first bad record and column.
     pub(crate) fn decode<R: AsRef<[u8]>>(
         &self,
         table: &SchemaRef,
         records: &[R],
     ) -> Result<RecordBatch, Status> {
+        self.decode_with(table, records, Utf8Check::PerColumn)
+            .or_else(|_| self.decode_with(table, records, Utf8Check::PerValue))
+    }
+
+    fn decode_with<R: AsRef<[u8]>>(
+        &self,
+        table: &SchemaRef,
+        records: &[R],
+        utf8: Utf8Check,
+    ) -> Result<RecordBatch, Status> {
         let mut decoder =
-            MessageDecoder::for_message(&self.message, table.fields(), "", records.len())
+            MessageDecoder::for_message(&self.message, table.fields(), "", records.len(), utf8)
                 .map_err(Status::invalid_argument)?;
         for (index, record) in records.iter().enumerate() {
             let record = record.as_ref();
@@ -272,6 +286,7 @@ impl MessageDecoder {
         fields: &Fields,
         path: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         if let Some(extra) = message.fields().find(|f| fields.find(f.name()).is_none()) {
             return Err(format!("field {path}{} not in table", extra.name()));
@@ -280,7 +295,7 @@ impl MessageDecoder {
             .iter()
             .map(|c| message.get_field_by_name(c.name()))
             .collect();
-        Self::new(fields, sources, path, false, capacity)
+        Self::new(fields, sources, path, false, capacity, utf8)
     }
 
     /// A map's entry struct (`key`, `value`) fed from the entry message's fields 1 and 2.
@@ -289,6 +304,7 @@ impl MessageDecoder {
         fields: &Fields,
         path: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         if fields.len() != 2 {
             return Err(format!("column {path}: map entries need 2 fields"));
@@ -297,7 +313,7 @@ impl MessageDecoder {
             Some(entry.map_entry_key_field()),
             Some(entry.map_entry_value_field()),
         ];
-        Self::new(fields, sources, path, true, capacity)
+        Self::new(fields, sources, path, true, capacity, utf8)
     }
 
     fn new(
@@ -306,11 +322,12 @@ impl MessageDecoder {
         path: &str,
         absent_is_default: bool,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         let columns = fields
             .iter()
             .zip(sources)
-            .map(|(field, source)| Column::new(field, source, path, capacity))
+            .map(|(field, source)| Column::new(field, source, path, capacity, utf8))
             .collect::<Result<Vec<_>, _>>()?;
         let lookup = Lookup::new(
             columns
@@ -381,8 +398,10 @@ struct Column {
     path: String,
     nullable: bool,
     source: Option<Source>,
-    /// The value of a scalar field in the current record (the last one sent counts).
-    last: Option<Raw>,
+    /// The value of a scalar field in the current record (the last one sent counts), as
+    /// the payload of a value of the field's wire type ([`Raw::payload`]): kept as two
+    /// plain words so that storing it per field costs two stores, not an enum copy.
+    last: Option<[u64; 2]>,
     /// The values of a repeated or message field in the current record.
     seen: Vec<Raw>,
     shape: Shape,
@@ -417,6 +436,7 @@ impl Column {
         source: Option<FieldDescriptor>,
         parent: &str,
         capacity: usize,
+        utf8: Utf8Check,
     ) -> Result<Self, String> {
         let path = format!("{parent}{}", field.name());
         let Some(proto) = source else {
@@ -463,6 +483,7 @@ impl Column {
                         kv,
                         &format!("{path}."),
                         capacity,
+                        utf8,
                     )?),
                 }
             }
@@ -470,10 +491,10 @@ impl Column {
                 item: Arc::clone(item),
                 offsets: offsets(),
                 nulls: NullBufferBuilder::new(capacity),
-                values: ValueDecoder::new(proto.kind(), item.data_type(), &path, capacity)?,
+                values: ValueDecoder::new(proto.kind(), item.data_type(), &path, capacity, utf8)?,
             },
             (false, false, data_type) => {
-                Shape::Single(ValueDecoder::new(proto.kind(), data_type, &path, capacity)?)
+                Shape::Single(ValueDecoder::new(proto.kind(), data_type, &path, capacity, utf8)?)
             }
             (map, _, data_type) => {
                 return Err(format!(
@@ -498,6 +519,7 @@ impl Column {
     }
 
     /// Takes one value of this column's field off the wire.
+    #[inline]
     fn push(&mut self, buf: &[u8], raw: Raw) -> Result<(), String> {
         let source = self
             .source
@@ -505,12 +527,23 @@ impl Column {
             .expect("only fields with a source are looked up");
         if raw.wire_type() == source.wire {
             if !source.repeated && !source.message {
-                self.last = Some(raw); // the last value of a scalar wins
+                self.last = Some(raw.payload()); // the last value of a scalar wins
             } else {
                 self.seen.push(raw); // elements, or message pieces that merge
             }
             return Ok(());
         }
+        self.push_other(buf, raw)
+    }
+
+    /// [`Self::push`] of a value whose wire type is not the field's: a packed repeated
+    /// field, or an error.
+    #[inline(never)]
+    fn push_other(&mut self, buf: &[u8], raw: Raw) -> Result<(), String> {
+        let source = self
+            .source
+            .as_ref()
+            .expect("only fields with a source are looked up");
         if let (true, Raw::Len(start, end)) = (source.repeated, raw) {
             let seen = &mut self.seen;
             return for_each_packed(buf, start, end, source.wire, |value| seen.push(value))
@@ -532,7 +565,8 @@ impl Column {
                 Ok(())
             }
             Shape::Single(values) => {
-                if let Some(raw) = self.last.take() {
+                if let Some(payload) = self.last.take() {
+                    let raw = self.source.as_ref().expect("a value").wire.raw(payload);
                     values.append(buf, std::slice::from_ref(&raw))
                 } else if !self.seen.is_empty() {
                     values.append(buf, &self.seen)
@@ -641,6 +675,15 @@ fn push_offset(offsets: &mut Vec<i32>, added: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// When string values are checked for UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Utf8Check {
+    /// Once per column, when the batch is finished (fast; fails without naming a record).
+    PerColumn,
+    /// Each value as it is appended (the error names the record and column).
+    PerValue,
+}
+
 /// Appends values of one protobuf type into one Arrow array of a compatible type.
 #[derive(Debug)]
 struct ValueDecoder {
@@ -660,7 +703,8 @@ enum Target {
     Timestamp(TimestampMicrosecondBuilder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    Utf8(StringBuilder),
+    /// Strings kept as bytes, checked as `Utf8Check` says.
+    Utf8(BinaryBuilder, Utf8Check),
     Binary(BinaryBuilder),
     Decimal(Decimal128Builder, u8, i8),
     Struct(Box<MessageDecoder>),
@@ -682,7 +726,13 @@ fn is_int64(kind: &Kind) -> bool {
 }
 
 impl ValueDecoder {
-    fn new(kind: Kind, data_type: &DataType, path: &str, capacity: usize) -> Result<Self, String> {
+    fn new(
+        kind: Kind,
+        data_type: &DataType,
+        path: &str,
+        capacity: usize,
+        utf8: Utf8Check,
+    ) -> Result<Self, String> {
         let unsigned32 = matches!(kind, Kind::Uint32 | Kind::Fixed32);
         let target = match (&kind, data_type) {
             (Kind::Bool, DataType::Boolean) => {
@@ -716,7 +766,7 @@ impl ValueDecoder {
                 Target::Float64(Float64Builder::with_capacity(capacity))
             }
             (Kind::String, DataType::Utf8) => {
-                Target::Utf8(StringBuilder::with_capacity(capacity, capacity * 8))
+                Target::Utf8(BinaryBuilder::with_capacity(capacity, capacity * 8), utf8)
             }
             (Kind::String, DataType::Decimal128(p, s)) => Target::Decimal(
                 Decimal128Builder::with_capacity(capacity)
@@ -729,7 +779,7 @@ impl ValueDecoder {
                 Target::Binary(BinaryBuilder::with_capacity(capacity, capacity * 8))
             }
             (Kind::Message(m), DataType::Struct(fields)) => Target::Struct(Box::new(
-                MessageDecoder::for_message(m, fields, &format!("{path}."), capacity)?,
+                MessageDecoder::for_message(m, fields, &format!("{path}."), capacity, utf8)?,
             )),
             (kind, data_type) => {
                 return Err(format!(
@@ -780,7 +830,8 @@ impl ValueDecoder {
                 Raw::Fixed64(bits) => b.append_value(f64::from_bits(bits)),
                 _ => unreachable!("wire type checked on push"),
             },
-            Target::Utf8(b) => b.append_value(text(buf, raw)?),
+            Target::Utf8(b, Utf8Check::PerColumn) => b.append_value(bytes(buf, raw)),
+            Target::Utf8(b, Utf8Check::PerValue) => b.append_value(text(buf, raw)?),
             Target::Binary(b) => b.append_value(bytes(buf, raw)),
             Target::Decimal(b, precision, scale) => {
                 let (precision, scale) = (*precision, *scale);
@@ -805,7 +856,7 @@ impl ValueDecoder {
             Target::Timestamp(b) => b.append_null(),
             Target::Float32(b) => b.append_null(),
             Target::Float64(b) => b.append_null(),
-            Target::Utf8(b) => b.append_null(),
+            Target::Utf8(b, _) => b.append_null(),
             Target::Binary(b) => b.append_null(),
             Target::Decimal(b, ..) => b.append_null(),
             Target::Struct(m) => m.append_null(),
@@ -823,7 +874,10 @@ impl ValueDecoder {
             Target::Timestamp(b) => Arc::new(b.finish()),
             Target::Float32(b) => Arc::new(b.finish()),
             Target::Float64(b) => Arc::new(b.finish()),
-            Target::Utf8(b) => Arc::new(b.finish()),
+            Target::Utf8(b, _) => {
+                let (offsets, values, nulls) = b.finish().into_parts();
+                Arc::new(StringArray::try_new(offsets, values, nulls).map_err(|e| e.to_string())?)
+            }
             Target::Binary(b) => Arc::new(b.finish()),
             Target::Decimal(b, ..) => Arc::new(b.finish()),
             Target::Struct(m) => Arc::new(m.finish_struct()?),
@@ -875,7 +929,7 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::array::{Int32Array, Int64Array};
     #[test]
     fn decodes_encoder_records_back_into_the_batch() {
         let schema = Arc::new(Schema::new(vec![
@@ -908,5 +962,156 @@ mod tests {
         let err = d.decode(&schema, &[vec![0x08]]).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("record 0"), "{}", err.message());
+    }
+
+    /// The e2e bench's table (`benches/e2e.rs`): `rows` records as the wrapper encodes
+    /// them.
+    fn e2e_records(rows: usize) -> (SchemaRef, Vec<Vec<u8>>, ProtoDecoder) {
+        use arrow::array::{BooleanArray, Float64Array, TimestampMicrosecondArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        let some = |i: &i64| i % 10 != 3;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(StringArray::from_iter(ids.iter().map(|i| {
+                    some(i).then(|| format!("{:0>width$}", i, width = 10 + (*i % 31) as usize))
+                }))),
+                Arc::new(Float64Array::from_iter(
+                    ids.iter().map(|i| some(i).then_some(*i as f64 * 0.25)),
+                )),
+                Arc::new(BooleanArray::from_iter(
+                    ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter(
+                        ids.iter()
+                            .map(|i| some(i).then_some(1_700_000_000_000_000 + i)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let ts =
+            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
+            .encode(&batch)
+            .unwrap();
+        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
+        let decoder = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
+        assert_eq!(decoder.decode(&schema, &records).unwrap(), batch);
+        (schema, records, decoder)
+    }
+
+    /// The outcome of decoding each set of records of the e2e table: `ok N rows` or the
+    /// error's code and message.
+    fn outcomes(cases: &[Vec<Vec<u8>>]) -> Vec<String> {
+        let (schema, _, decoder) = e2e_records(1);
+        cases
+            .iter()
+            .map(|records| match decoder.decode(&schema, records) {
+                Ok(batch) => format!("ok {} rows", batch.num_rows()),
+                Err(e) => format!("{:?}: {}", e.code(), e.message()),
+            })
+            .collect()
+    }
+
+    /// Malformed and invalid records fail with the error of the first bad record (and
+    /// within it of the first bad field, or column): the messages as the decoder that
+    /// checked UTF-8 value by value gave them.
+    #[test]
+    fn errors_name_the_first_bad_record() {
+        // id = 1 (int64, NOT NULL), name = 2 (string), score = 3 (double), flag = 4, at = 5
+        let good = |id: u8| vec![0x08, id, 0x12, 2, b'o', b'k'];
+        let name = |id: u8, name: &[u8]| {
+            let mut r = vec![0x08, id, 0x12, name.len() as u8];
+            r.extend_from_slice(name);
+            r
+        };
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![good(0), name(1, b"\xff"), good(2)],
+            vec![name(0, &[0xc3]), name(1, &[0xa9])],
+            vec![name(0, "é".as_bytes()), name(1, b"a\xc3")],
+            vec![good(0), name(1, b"\xff"), good(2), vec![0x08]],
+            vec![good(0), vec![0x08], name(2, b"\xff")],
+            vec![[name(0, b"\xff"), name(0, b"ok")].concat()],
+            vec![[name(0, b"ok"), name(0, b"\xfe")].concat()],
+            vec![vec![0x12, 1, 0xff]],
+            vec![[name(0, b"\xff"), vec![0x18, 1]].concat()],
+            vec![[name(0, b"\xff"), vec![0x7a, 1, 0xff]].concat()],
+            vec![good(0), vec![0x00, 0x01]],
+            vec![good(0), vec![0x0b]],
+            vec![good(0), vec![0x0e]],
+            vec![good(0), vec![0x12, 0x05, b'a']],
+            vec![good(0), vec![0x19, 1, 2, 3]],
+            vec![good(0), vec![0x2d, 1, 2]],
+            vec![good(0), [vec![0x08], vec![0xff; 10], vec![0x01]].concat()],
+            vec![good(0), vec![0x08, 0xff, 0xff]],
+            vec![good(0), vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00]],
+            vec![good(0), vec![0x08, 0x01, 0x25, 1, 2, 3, 4]],
+            vec![good(0), vec![0x08, 0x01, 0x20, 0x05]],
+        ];
+        let expected = vec![
+            "InvalidArgument: record 1: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 0: column name: invalid UTF-8: incomplete utf-8 byte sequence from index 0",
+            "InvalidArgument: record 1: column name: invalid UTF-8: incomplete utf-8 byte sequence from index 1",
+            "InvalidArgument: record 1: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 1: truncated varint",
+            "ok 1 rows",
+            "InvalidArgument: record 0: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 0: column id is NOT NULL but the record has no value for it",
+            "InvalidArgument: record 0: column score: wire type Varint does not match the field's type (Fixed64 expected)",
+            "InvalidArgument: record 0: column name: invalid UTF-8: invalid utf-8 sequence of 1 bytes from index 0",
+            "InvalidArgument: record 1: invalid field number 0",
+            "InvalidArgument: record 1: field 1: groups are not supported",
+            "InvalidArgument: record 1: field 1: invalid wire type 6",
+            "InvalidArgument: record 1: field 2: length 5 runs past the message",
+            "InvalidArgument: record 1: truncated 8-byte value",
+            "InvalidArgument: record 1: truncated 4-byte value",
+            "InvalidArgument: record 1: varint longer than 10 bytes",
+            "InvalidArgument: record 1: truncated varint",
+            "InvalidArgument: record 1: invalid field number 4294967296",
+            "InvalidArgument: record 1: column flag: wire type Fixed32 does not match the field's type (Varint expected)",
+            "ok 2 rows",
+        ];
+        assert_eq!(outcomes(&cases), expected);
+    }
+
+    /// Decoder throughput on the e2e bench's rows (a microbenchmark, not a check):
+    /// `cargo test --release --features local --lib decode::proto::tests::decode_speed
+    /// -- --ignored --nocapture` (`DECODE_ROWS`, `DECODE_ROUNDS` to change the size).
+    #[test]
+    #[ignore = "a benchmark"]
+    fn decode_speed() {
+        let var = |name: &str, default: usize| {
+            std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
+        };
+        let (rows, rounds) = (var("DECODE_ROWS", 100_000), var("DECODE_ROUNDS", 20));
+        let (schema, records, decoder) = e2e_records(rows);
+        let bytes: usize = records.iter().map(Vec::len).sum();
+        let mut best = std::time::Duration::MAX;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let start = std::time::Instant::now();
+            std::hint::black_box(decoder.decode(&schema, &records).unwrap());
+            best = best.min(start.elapsed());
+        }
+        let mean = started.elapsed() / rounds as u32;
+        println!(
+            "decode_speed: {rows} records, {bytes} bytes: best {best:?} ({:.0} MB/s), mean {mean:?}",
+            bytes as f64 / best.as_secs_f64() / 1e6
+        );
     }
 }

@@ -35,7 +35,30 @@ impl WireType {
     }
 }
 
+impl WireType {
+    /// The value of this wire type whose [`Raw::payload`] is `payload`.
+    #[inline(always)]
+    pub(super) fn raw(self, [a, b]: [u64; 2]) -> Raw {
+        match self {
+            WireType::Varint => Raw::Varint(a),
+            WireType::Fixed64 => Raw::Fixed64(a),
+            WireType::Len => Raw::Len(a as usize, b as usize),
+            WireType::Fixed32 => Raw::Fixed32(a as u32),
+        }
+    }
+}
+
 impl Raw {
+    /// The value without its wire type, as two words ([`WireType::raw`] undoes it).
+    #[inline(always)]
+    pub(super) fn payload(self) -> [u64; 2] {
+        match self {
+            Raw::Varint(v) | Raw::Fixed64(v) => [v, 0],
+            Raw::Len(start, end) => [start as u64, end as u64],
+            Raw::Fixed32(v) => [u64::from(v), 0],
+        }
+    }
+
     pub(super) fn wire_type(self) -> WireType {
         match self {
             Raw::Varint(_) => WireType::Varint,
@@ -46,54 +69,86 @@ impl Raw {
     }
 }
 
+/// A malformed message; [`String::from`] gives its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WireError {
+    TruncatedVarint,
+    LongVarint,
+    /// A fixed-width value of this many bytes runs past the message.
+    TruncatedFixed(usize),
+    FieldNumber(u64),
+    /// A length-delimited field (number, length) runs past the message.
+    Overrun(u32, u64),
+    Group(u32),
+    WireType(u32, u8),
+    PackedLen,
+}
+
+impl From<WireError> for String {
+    #[cold]
+    fn from(error: WireError) -> String {
+        match error {
+            WireError::TruncatedVarint => "truncated varint".into(),
+            WireError::LongVarint => "varint longer than 10 bytes".into(),
+            WireError::TruncatedFixed(n) => format!("truncated {n}-byte value"),
+            WireError::FieldNumber(n) => format!("invalid field number {n}"),
+            WireError::Overrun(number, len) => {
+                format!("field {number}: length {len} runs past the message")
+            }
+            WireError::Group(number) => format!("field {number}: groups are not supported"),
+            WireError::WireType(number, wire) => {
+                format!("field {number}: invalid wire type {wire}")
+            }
+            WireError::PackedLen => "length-delimited values cannot be packed".into(),
+        }
+    }
+}
+
 /// Reads the fields of the message in `buf[start..end]`, calling `field(number, raw)`
 /// for each in wire order.
+#[inline]
 pub(super) fn for_each_field<E: From<String>>(
     buf: &[u8],
     start: usize,
     end: usize,
     mut field: impl FnMut(u32, Raw) -> Result<(), E>,
 ) -> Result<(), E> {
+    let buf = &buf[..end];
     let mut pos = start;
-    while pos < end {
-        let key = varint(buf, &mut pos, end)?;
-        let number = u32::try_from(key >> 3)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("invalid field number {}", key >> 3))?;
-        let raw = read_value(buf, &mut pos, end, (key & 7) as u8, number)?;
+    while pos < buf.len() {
+        let (number, raw) = next_field(buf, &mut pos).map_err(|e| E::from(e.into()))?;
         field(number, raw)?;
     }
     Ok(())
 }
 
-/// Reads the value of wire type `wire` at `pos`.
-#[inline]
-fn read_value(
-    buf: &[u8],
-    pos: &mut usize,
-    end: usize,
-    wire: u8,
-    number: u32,
-) -> Result<Raw, String> {
-    Ok(match wire {
-        0 => Raw::Varint(varint(buf, pos, end)?),
-        1 => Raw::Fixed64(u64::from_le_bytes(fixed::<8>(buf, pos, end)?)),
+/// Reads the field (key and value) at `pos`; `buf` ends where the message ends.
+#[inline(always)]
+fn next_field(buf: &[u8], pos: &mut usize) -> Result<(u32, Raw), WireError> {
+    let key = varint(buf, pos)?;
+    let number = match u32::try_from(key >> 3) {
+        Ok(number) if number > 0 => number,
+        _ => return Err(WireError::FieldNumber(key >> 3)),
+    };
+    let raw = match key & 7 {
+        0 => Raw::Varint(varint(buf, pos)?),
+        1 => Raw::Fixed64(u64::from_le_bytes(fixed::<8>(buf, pos)?)),
         2 => {
-            let len = varint(buf, pos, end)?;
+            let len = varint(buf, pos)?;
             let start = *pos;
             let stop = usize::try_from(len)
                 .ok()
                 .and_then(|len| start.checked_add(len))
-                .filter(|stop| *stop <= end)
-                .ok_or_else(|| format!("field {number}: length {len} runs past the message"))?;
+                .filter(|stop| *stop <= buf.len())
+                .ok_or(WireError::Overrun(number, len))?;
             *pos = stop;
             Raw::Len(start, stop)
         }
-        5 => Raw::Fixed32(u32::from_le_bytes(fixed::<4>(buf, pos, end)?)),
-        3 | 4 => return Err(format!("field {number}: groups are not supported")),
-        other => return Err(format!("field {number}: invalid wire type {other}")),
-    })
+        5 => Raw::Fixed32(u32::from_le_bytes(fixed::<4>(buf, pos)?)),
+        3 | 4 => return Err(WireError::Group(number)),
+        other => return Err(WireError::WireType(number, other as u8)),
+    };
+    Ok((number, raw))
 }
 
 /// Splits a packed repeated field (`buf[start..end]`) into values of wire type `wire`.
@@ -104,52 +159,55 @@ pub(super) fn for_each_packed(
     wire: WireType,
     mut value: impl FnMut(Raw),
 ) -> Result<(), String> {
+    let buf = &buf[..end];
     let mut pos = start;
-    while pos < end {
+    while pos < buf.len() {
         value(match wire {
-            WireType::Varint => Raw::Varint(varint(buf, &mut pos, end)?),
-            WireType::Fixed64 => Raw::Fixed64(u64::from_le_bytes(fixed::<8>(buf, &mut pos, end)?)),
-            WireType::Fixed32 => Raw::Fixed32(u32::from_le_bytes(fixed::<4>(buf, &mut pos, end)?)),
-            WireType::Len => return Err("length-delimited values cannot be packed".into()),
+            WireType::Varint => Raw::Varint(varint(buf, &mut pos)?),
+            WireType::Fixed64 => Raw::Fixed64(u64::from_le_bytes(fixed::<8>(buf, &mut pos)?)),
+            WireType::Fixed32 => Raw::Fixed32(u32::from_le_bytes(fixed::<4>(buf, &mut pos)?)),
+            WireType::Len => return Err(WireError::PackedLen.into()),
         });
     }
     Ok(())
 }
 
-/// Reads a varint; one byte (most keys, lengths and small values) takes the short path.
-#[inline]
-fn varint(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, String> {
-    if let Some(&byte) = buf[..end].get(*pos) {
-        if byte < 0x80 {
+/// Reads a varint at `pos` (`buf` ends where the message ends); one byte (most keys,
+/// lengths and small values) takes the short path, longer ones a loop without calls.
+#[inline(always)]
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
+    let rest = buf.get(*pos..).unwrap_or_default();
+    match rest.first() {
+        Some(&byte) if byte < 0x80 => {
             *pos += 1;
-            return Ok(u64::from(byte));
+            Ok(u64::from(byte))
+        }
+        _ => {
+            let mut value: u64 = 0;
+            for (i, &byte) in rest.iter().take(10).enumerate() {
+                value |= u64::from(byte & 0x7f) << (7 * i);
+                if byte < 0x80 {
+                    *pos += i + 1;
+                    return Ok(value);
+                }
+            }
+            Err(if rest.len() < 10 {
+                WireError::TruncatedVarint
+            } else {
+                WireError::LongVarint
+            })
         }
     }
-    varint_long(buf, pos, end)
 }
 
-#[inline(never)]
-fn varint_long(buf: &[u8], pos: &mut usize, end: usize) -> Result<u64, String> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let Some(&byte) = buf[..end].get(*pos) else {
-            return Err("truncated varint".into());
-        };
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Ok(value);
-        }
-    }
-    Err("varint longer than 10 bytes".into())
-}
-
-fn fixed<const N: usize>(buf: &[u8], pos: &mut usize, end: usize) -> Result<[u8; N], String> {
-    let bytes = buf[..end]
+#[inline(always)]
+fn fixed<const N: usize>(buf: &[u8], pos: &mut usize) -> Result<[u8; N], WireError> {
+    let bytes: [u8; N] = buf
         .get(*pos..*pos + N)
-        .ok_or_else(|| format!("truncated {N}-byte value"))?;
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(WireError::TruncatedFixed(N))?;
     *pos += N;
-    Ok(bytes.try_into().expect("N bytes"))
+    Ok(bytes)
 }
 
 #[cfg(test)]
