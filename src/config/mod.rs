@@ -448,10 +448,14 @@ impl WrapperConfiguration {
     /// ```
     /// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
     ///
-    /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
+    /// let config = WrapperConfiguration::new("http://127.0.0.1:50051", "main.sales.orders")
     ///     .with_max_request_bytes(2 * 1024 * 1024);
     /// assert_eq!(config.max_request_bytes, 2_097_152);
-    /// assert!(config.validate().is_err(), "no credentials yet, but the size is fine");
+    /// assert!(config.validate().is_ok());
+    ///
+    /// // Over the SDK's payload limit: the error names the option and the bounds.
+    /// let error = config.with_max_request_bytes(64 << 20).validate().unwrap_err();
+    /// assert!(error.to_string().contains("max_request_bytes: must be between 1024 and 10420224"));
     /// ```
     pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = bytes;
