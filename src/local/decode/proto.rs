@@ -930,6 +930,21 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
 mod tests {
     use super::*;
     use arrow::array::{Int32Array, Int64Array};
+    /// `batch` encoded by the wrapper's encoder, and a decoder for its schema, checked to
+    /// decode the records back into `batch`.
+    fn round_trip(batch: &RecordBatch) -> (Vec<Vec<u8>>, ProtoDecoder) {
+        let schema = batch.schema();
+        let ts =
+            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
+            .encode(batch)
+            .unwrap();
+        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
+        let decoder = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
+        assert_eq!(&decoder.decode(&schema, &records).unwrap(), batch);
+        (records, decoder)
+    }
+
     #[test]
     fn decodes_encoder_records_back_into_the_batch() {
         let schema = Arc::new(Schema::new(vec![
@@ -951,14 +966,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let ts =
-            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
-        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
-            .encode(&batch)
-            .unwrap();
-        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
-        let d = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
-        assert_eq!(d.decode(&schema, &records).unwrap(), batch);
+        let (_, d) = round_trip(&batch);
         let err = d.decode(&schema, &[vec![0x08]]).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("record 0"), "{}", err.message());
@@ -1004,14 +1012,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let ts =
-            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
-        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
-            .encode(&batch)
-            .unwrap();
-        let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();
-        let decoder = ProtoDecoder::new(ts.descriptor().clone()).unwrap();
-        assert_eq!(decoder.decode(&schema, &records).unwrap(), batch);
+        let (records, decoder) = round_trip(&batch);
         (schema, records, decoder)
     }
 
