@@ -264,6 +264,31 @@ impl ZerobusError {
         Self::ConversionError(ConversionFailure::new(kind, message))
     }
 
+    /// This per-row error with row `from` called `to` instead: the failure's row and a
+    /// message that starts with `row {from}` followed by `,` or `:` (as every per-row
+    /// message of the encoder and the transport does). For rows numbered in a batch the
+    /// caller never saw (the Unity Catalog check's filtered batch).
+    pub(crate) fn renumbered(self, from: usize, to: usize) -> Self {
+        let renumber = |message: String| {
+            let prefix = format!("row {from}");
+            match message.strip_prefix(&prefix) {
+                Some(rest) if rest.starts_with([',', ':']) => format!("row {to}{rest}"),
+                _ => message,
+            }
+        };
+        match self {
+            Self::ConversionError(mut failure) => {
+                if failure.row == Some(from) {
+                    failure.row = Some(to);
+                }
+                failure.message = renumber(failure.message);
+                Self::ConversionError(failure)
+            }
+            Self::TransmissionError(message) => Self::TransmissionError(renumber(message)),
+            other => other,
+        }
+    }
+
     /// Shorthand for an [`ZerobusError::IoError`] on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::IoError {
@@ -291,6 +316,42 @@ impl From<arrow::error::ArrowError> for ZerobusError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renumbering_changes_the_row_of_per_row_messages_only() {
+        let failure = ConversionFailure::new(
+            ConversionErrorKind::ValueOutOfRange,
+            "row 4, column `n`: 300 does not fit TINYINT",
+        )
+        .with_column("n")
+        .with_row(4);
+        let moved = ZerobusError::ConversionError(failure).renumbered(4, 6);
+        let failure = moved
+            .conversion_failure()
+            .expect("still a conversion error");
+        assert_eq!(failure.row, Some(6));
+        assert_eq!(
+            failure.message,
+            "row 6, column `n`: 300 does not fit TINYINT"
+        );
+
+        let rejected = ZerobusError::TransmissionError("row 4: rejected by the server".into());
+        assert_eq!(
+            rejected.renumbered(4, 9).to_string(),
+            "Transmission error: row 9: rejected by the server"
+        );
+        // Another row's number, or a message without one, is left alone.
+        let other = ZerobusError::TransmissionError("row 40: rejected".into());
+        assert_eq!(
+            other.renumbered(4, 9).to_string(),
+            "Transmission error: row 40: rejected"
+        );
+        let whole = ZerobusError::RetryExhausted("after 5 attempts: row 4".into());
+        assert_eq!(
+            whole.renumbered(4, 9).to_string(),
+            "Retry exhausted: after 5 attempts: row 4"
+        );
+    }
 
     #[test]
     fn conversion_failure_derefs_to_its_message() {

@@ -38,16 +38,18 @@ pub(crate) struct CheckedRows {
 }
 
 impl CheckedRows {
-    /// `failed` (indices of the checked batch) in original row indices, plus the rows
-    /// the check rejected, in row order.
+    /// `failed` (indices of the checked batch) in original row indices, also in their
+    /// messages ([`ZerobusError::renumbered`]), plus the rows the check rejected, in row
+    /// order.
     pub(crate) fn restore(
         self,
         mut failed: Vec<(usize, ZerobusError)>,
     ) -> Vec<(usize, ZerobusError)> {
         if let Some(kept) = &self.kept {
-            for (row, _) in &mut failed {
-                *row = kept[*row];
-            }
+            failed = failed
+                .into_iter()
+                .map(|(row, error)| (kept[row], error.renumbered(row, kept[row])))
+                .collect();
         }
         failed.extend(self.rejected);
         failed.sort_by_key(|(row, _)| *row);

@@ -37,15 +37,20 @@ async fn server() -> LocalZerobus {
 }
 
 async fn checked_wrapper(server: &LocalZerobus) -> ZerobusWrapper {
-    let config = WrapperConfiguration::new(server.endpoint(), TABLE)
+    ZerobusWrapper::new(checked_config(server))
+        .await
+        .expect("wrapper")
+}
+
+fn checked_config(server: &LocalZerobus) -> WrapperConfiguration {
+    WrapperConfiguration::new(server.endpoint(), TABLE)
         .with_credentials(
             server.client_id(),
             server.client_secret().expose_secret().to_string(),
         )
         .with_unity_catalog(server.unity_catalog_url())
         .with_retry_config(3, 5, 50)
-        .with_schema_check(true);
-    ZerobusWrapper::new(config).await.expect("wrapper")
+        .with_schema_check(true)
 }
 
 /// A batch with narrower types than the table (DECIMAL(10,2), INT) and a nullable `id`.
@@ -85,6 +90,51 @@ fn schema_error(
         }
         other => panic!("expected a schema mismatch, got {other:?}"),
     }
+}
+
+/// Rows the check rejects (null keys) are taken out before encoding; a row after them
+/// that fails encoding is still reported under its input number, in the failed-row index
+/// and in its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_after_rejected_ones_keep_their_input_numbers_in_messages() {
+    let server = server().await;
+    let config = checked_config(&server).with_max_record_size_bytes(64);
+    let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
+    let narrow = narrow_batch(vec![Some(1), None, Some(3), None, Some(5), Some(6)]);
+    // Row 4's name makes its record larger than 64 bytes.
+    let names = StringArray::from_iter_values((0..6).map(|i| {
+        if i == 4 {
+            "x".repeat(100)
+        } else {
+            format!("row {i}")
+        }
+    }));
+    let mut columns = narrow.columns().to_vec();
+    columns[3] = Arc::new(names);
+    let batch = RecordBatch::try_new(narrow.schema(), columns).expect("batch");
+
+    let result = wrapper.send_batch(batch).await.expect("send");
+    assert_eq!(result.get_failed_row_indices(), vec![1, 3, 4]);
+    let (_, too_large) = &result.failed_rows[2];
+    let failure = too_large.conversion_failure().expect("conversion failure");
+    assert_eq!(failure.kind, ConversionErrorKind::RecordTooLarge);
+    assert_eq!(failure.row, Some(4));
+    assert!(
+        failure.message.starts_with("row 4: record of"),
+        "{too_large}"
+    );
+    wrapper.shutdown().await.expect("shutdown");
+
+    let landed = server.read_table(TABLE).await.expect("read back");
+    let ids = landed
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("i64");
+    let mut ids: Vec<i64> = ids.values().to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 3, 6], "rows 0, 2 and 5");
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
