@@ -254,6 +254,8 @@ impl ZerobusWrapper {
         // Validating and sizing is enough when neither the transport nor the debug output
         // needs the protobuf bytes (the Arrow Flight transport sends the batch itself).
         let measure_only = inner.debug.is_none() && !inner.transport.needs_records();
+        // Built once per batch (not per part), and only for the protobuf debug file.
+        let descriptors = inner.debug.as_ref().map(|_| schema.file_descriptor_set());
         // The first part is sized on the Arrow bytes per row (protobuf is usually no
         // larger); the next ones on the bytes the parts before them encoded into.
         let arrow_per_row = batch.get_array_memory_size() / batch.num_rows().max(1);
@@ -278,10 +280,12 @@ impl ZerobusWrapper {
             encode_time += encode_started.elapsed();
             encode.end();
             rows.observe(part.num_rows(), encoded.encoded_len());
-            self.debug_output(|debug| {
-                let records = encoded.records().map(|(_, record)| record);
-                debug.write_protobuf(&schema.file_descriptor_set(), records)
-            })?;
+            if let Some(descriptors) = &descriptors {
+                self.debug_output(|debug| {
+                    let records = encoded.records().map(|(_, record)| record);
+                    debug.write_protobuf(descriptors, records)
+                })?;
+            }
 
             let transmit = trace.phase("transmit");
             let delivery = inner.transport.submit(&schema, &part, &encoded).await?;
