@@ -7,7 +7,6 @@ use std::time::Duration;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_response, RecordType,
 };
-use prost::bytes::Bytes;
 use prost::Message;
 use prost_types::DescriptorProto;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,7 +16,7 @@ use super::acks::{AckTask, Pending};
 use super::catalog::Table;
 use super::decode::{JsonDecoder, ProtoDecoder};
 use super::faults::{Faults, RecordFault};
-use super::ingest::{self, EphemeralStreamRequest, Payload};
+use super::ingest::{self, EphemeralStreamRequest, Payload, RecordSpans};
 use super::respond::{self, respond_in_task};
 use super::Shared;
 
@@ -226,8 +225,8 @@ impl OpenStream {
         let batch = match (&self.format, records) {
             (Format::Proto(decoder), Records::Proto(records)) => {
                 let table = self.table.as_ref().expect("a PROTO stream has its table");
-                let batch = decoder.decode(table.schema(), &records)?;
-                table.count_duplicate_records(records.iter().map(Bytes::as_ref));
+                let batch = decoder.decode(table.schema(), &records.slices())?;
+                table.count_duplicate_records(records.iter());
                 batch
             }
             (Format::Json(decoder), Records::Json(records)) => {
@@ -290,8 +289,8 @@ fn close_signal() -> ephemeral_stream_response::Payload {
 
 /// The records of one request message.
 enum Records {
-    /// Each a slice of the received message.
-    Proto(Vec<Bytes>),
+    /// Each a span of the received message.
+    Proto(RecordSpans),
     Json(Vec<String>),
 }
 
@@ -299,7 +298,7 @@ impl Records {
     /// The raw bytes of each record (the protobuf encoding or the JSON text).
     fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match self {
-            Records::Proto(records) => Box::new(records.iter().map(Bytes::as_ref)),
+            Records::Proto(records) => Box::new(records.iter()),
             Records::Json(records) => Box::new(records.iter().map(String::as_bytes)),
         }
     }
@@ -308,7 +307,7 @@ impl Records {
 fn single_record(record: Option<ingest::Record>) -> Result<Records, Status> {
     use ingest::Record;
     match record {
-        Some(Record::Proto(bytes)) => Ok(Records::Proto(vec![bytes])),
+        Some(Record::Proto(bytes)) => Ok(Records::Proto(RecordSpans::single(bytes))),
         Some(Record::Json(json)) => Ok(Records::Json(vec![json])),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",
@@ -320,7 +319,7 @@ fn single_record(record: Option<ingest::Record>) -> Result<Records, Status> {
 fn batch_records(batch: Option<ingest::Batch>) -> Result<Records, Status> {
     use ingest::Batch;
     match batch {
-        Some(Batch::Proto(b)) => Ok(Records::Proto(b.records)),
+        Some(Batch::Proto(message)) => RecordSpans::parse(message).map(Records::Proto),
         Some(Batch::Json(b)) => Ok(Records::Json(b.records)),
         Some(_) => Err(Status::invalid_argument(
             "only PROTO and JSON records are supported by the local Zerobus server",

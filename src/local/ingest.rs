@@ -10,10 +10,13 @@
 //! answered `UNIMPLEMENTED`.
 
 use std::convert::Infallible;
+use std::ops::Range;
 use std::sync::Arc;
 
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{self as pb, zerobus_server};
+
 use prost::bytes::{Buf, Bytes};
+use prost::encoding::{self, DecodeContext, WireType};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
@@ -84,23 +87,83 @@ pub(crate) struct IngestRecordBatchRequest {
 /// `IngestRecordBatchRequest.batch`.
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub(crate) enum Batch {
-    /// Protobuf records.
-    #[prost(message, tag = "2")]
-    Proto(EncodedBatch),
+    /// Protobuf records: the encoded `ProtoEncodedRecordBatch`, read by [`RecordSpans`].
+    #[prost(bytes = "bytes", tag = "2")]
+    Proto(Bytes),
     /// JSON records.
     #[prost(message, tag = "3")]
     Json(pb::JsonRecordBatch),
-    /// Avro records (refused by this server).
-    #[prost(message, tag = "4")]
-    Avro(EncodedBatch),
+    /// Avro records (refused by this server), still encoded.
+    #[prost(bytes = "bytes", tag = "4")]
+    Avro(Bytes),
 }
 
-/// `ProtoEncodedRecordBatch` / `AvroRecordBatch`: each record a slice of the message.
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct EncodedBatch {
-    /// The records.
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    pub(crate) records: Vec<Bytes>,
+/// The records of an encoded `ProtoEncodedRecordBatch` (`repeated bytes records = 1`):
+/// the message and where each record lies in it.
+///
+/// Reading the spans is one pass over the record headers: no `Bytes` handle (reference
+/// count taken and dropped) and no vector entry of 32 bytes per record, as prost's
+/// `Vec<Bytes>` would need; the decoder borrows each record from the message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecordSpans {
+    message: Bytes,
+    spans: Vec<Range<usize>>,
+}
+
+impl RecordSpans {
+    /// The records of `message`, an encoded `ProtoEncodedRecordBatch`; other fields are
+    /// skipped, as prost skips unknown fields. A malformed message is refused as tonic
+    /// refuses one (`INTERNAL`), naming the record at fault.
+    pub(crate) fn parse(message: Bytes) -> Result<Self, Status> {
+        let malformed =
+            |what: String| Status::internal(format!("malformed ProtoEncodedRecordBatch: {what}"));
+        let mut buf: &[u8] = &message;
+        let mut spans = Vec::new();
+        while buf.has_remaining() {
+            let record = spans.len();
+            let (tag, wire_type) =
+                encoding::decode_key(&mut buf).map_err(|e| malformed(e.to_string()))?;
+            if tag != 1 || wire_type != WireType::LengthDelimited {
+                encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())
+                    .map_err(|e| malformed(e.to_string()))?;
+                continue;
+            }
+            let len = encoding::decode_varint(&mut buf).map_err(|e| malformed(e.to_string()))?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|len| *len <= buf.remaining())
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "record {record} of {len} bytes runs past the end of the message \
+                         ({} bytes left)",
+                        buf.remaining()
+                    ))
+                })?;
+            let start = message.len() - buf.remaining();
+            spans.push(start..start + len);
+            buf.advance(len);
+        }
+        Ok(Self { message, spans })
+    }
+
+    /// One record on its own (an `IngestRecordRequest`).
+    pub(crate) fn single(record: Bytes) -> Self {
+        let spans = vec![0..record.len()];
+        Self {
+            message: record,
+            spans,
+        }
+    }
+
+    /// Each record, in order.
+    pub(crate) fn slices(&self) -> Vec<&[u8]> {
+        self.iter().collect()
+    }
+
+    /// Each record, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.spans.iter().map(|span| &self.message[span.clone()])
+    }
 }
 
 /// Requests decoded into [`EphemeralStreamRequest`] (records sliced out of the received
@@ -255,9 +318,35 @@ mod tests {
         else {
             panic!("not an ingest_record_batch with offset 7: {decoded:?}");
         };
-        assert_eq!(batch.records, records);
-        for record in batch.records.iter().filter(|r| !r.is_empty()) {
+        let batch = RecordSpans::parse(batch).expect("records");
+        assert_eq!(batch.slices(), records);
+        for record in batch.iter().filter(|r| !r.is_empty()) {
             assert!(range.contains(&record.as_ptr()), "a record was copied");
         }
+    }
+
+    /// Fields other than the records are skipped (as prost skips unknown fields), empty
+    /// records are kept, and a record running past the message is an error, not a
+    /// short record.
+    #[test]
+    fn record_spans_skip_other_fields_and_refuse_truncated_records() {
+        // records: "ab", "", then an unknown varint field 2 = 150, then "c".
+        let message = Bytes::from_static(&[
+            0x0a, 2, b'a', b'b', 0x0a, 0, 0x10, 0x96, 0x01, 0x0a, 1, b'c',
+        ]);
+        let spans = RecordSpans::parse(message.clone()).expect("records");
+        assert_eq!(spans.slices(), vec![&b"ab"[..], b"", b"c"]);
+
+        let truncated = message.slice(..message.len() - 1);
+        let error = RecordSpans::parse(truncated).expect_err("a record past the end");
+        assert!(
+            error
+                .message()
+                .contains("record 2 of 1 bytes runs past the end of the message (0 bytes left)"),
+            "{error}"
+        );
+
+        let single = RecordSpans::single(Bytes::from_static(b"xyz"));
+        assert_eq!(single.slices(), vec![&b"xyz"[..]]);
     }
 }
