@@ -148,7 +148,7 @@ impl RecordSpans {
 
     /// One record on its own (an `IngestRecordRequest`).
     pub(crate) fn single(record: Bytes) -> Self {
-        let spans = vec![0..record.len()];
+        let spans = std::iter::once(0..record.len()).collect();
         Self {
             message: record,
             spans,
