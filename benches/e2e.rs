@@ -30,6 +30,11 @@
 //!   `cargo run --release --features local --bin zerobus-local -- --landing none --no-auth`
 //!   (its table `bench.e2e.events` is created by the first stream).
 //!
+//! `ZEROBUS_BENCH_LATENCY_MS=N` puts a loopback proxy that delays every byte by `N` ms
+//! each way (a round trip of `2N` ms plus loopback's) between both contenders and the
+//! server, to see the wrapper's overhead against a network's round trip rather than
+//! loopback's (~0.1 ms).
+//!
 //! `ZEROBUS_BENCH_FLIGHT_COMPRESSION=zstd|lz4|none` sets the Arrow IPC compression of both
 //! Flight contenders (default: the wrapper's and the SDK's default, zstd).
 //! `ZEROBUS_BENCH_CASES="1 MB,10 MB"` and `ZEROBUS_BENCH_PATHS=protobuf` run only those
@@ -56,9 +61,12 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use databricks_zerobus_ingest_sdk::{ZerobusArrowStream, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
 
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "support/server.rs"]
 mod server;
 
+use latency::LatencyProxy;
 use server::BenchServer;
 
 const TABLE: &str = "bench.e2e.events";
@@ -185,6 +193,16 @@ impl Case {
     }
 }
 
+/// The one-way latency of the proxy between the contenders and the server:
+/// `ZEROBUS_BENCH_LATENCY_MS` (whole milliseconds; none when unset or 0).
+fn latency() -> Option<Duration> {
+    let ms: u64 = std::env::var("ZEROBUS_BENCH_LATENCY_MS")
+        .ok()?
+        .parse()
+        .expect("ZEROBUS_BENCH_LATENCY_MS: whole milliseconds");
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 /// Bytes of records per ingest call, for the wrapper and the ceiling alike:
 /// `ZEROBUS_BENCH_REQUEST_BYTES`, else the wrapper's default.
 fn request_bytes() -> usize {
@@ -226,6 +244,8 @@ impl Path {
 struct Bench {
     _server: BenchServer,
     where_: &'static str,
+    /// Between both contenders and the server when `ZEROBUS_BENCH_LATENCY_MS` is set.
+    proxy: Option<LatencyProxy>,
     wrapper: ZerobusWrapper,
     flight_wrapper: ZerobusWrapper,
     _sdk: ZerobusSdk,
@@ -242,6 +262,11 @@ impl Bench {
                 .table(TABLE, schema()),
         )
         .await;
+        let proxy = match latency() {
+            Some(one_way) => Some(LatencyProxy::start(&endpoint, one_way).await),
+            None => None,
+        };
+        let endpoint = proxy.as_ref().map_or(endpoint, LatencyProxy::endpoint);
         let compression: FlightCompression = std::env::var("ZEROBUS_BENCH_FLIGHT_COMPRESSION")
             .map(|v| v.parse().expect("ZEROBUS_BENCH_FLIGHT_COMPRESSION"))
             .unwrap_or_default();
@@ -285,6 +310,7 @@ impl Bench {
         Self {
             _server: server,
             where_,
+            proxy,
             wrapper,
             flight_wrapper,
             _sdk: sdk,
@@ -367,7 +393,14 @@ fn ms(d: Duration) -> f64 {
 /// The bench's own loop: throughput of both contenders and the wrapper's latency
 /// percentiles per batch size and path, printed as one table.
 fn report(runtime: &Runtime, bench: &Bench, cases: &[Case], quick: bool) {
-    println!("\nserver: {}", bench.where_);
+    match &bench.proxy {
+        Some(_) => println!(
+            "\nserver: {}, behind a proxy adding {} ms each way",
+            bench.where_,
+            latency().unwrap_or_default().as_millis()
+        ),
+        None => println!("\nserver: {}", bench.where_),
+    }
     println!(
         "{:<10} {:<8} {:>8} {:>9} {:>5} | {:>11} {:>8} | {:>11} {:>8} | {:>5} | {:>8} {:>8} {:>8}",
         "batch",
