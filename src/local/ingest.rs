@@ -14,7 +14,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{self as pb, zerobus_server};
-
 use prost::bytes::{Buf, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::Message;
@@ -155,7 +154,7 @@ impl RecordSpans {
         }
     }
 
-    /// Each record, in order.
+    /// Each record, in order, as the slice of records the decoder takes.
     pub(crate) fn slices(&self) -> Vec<&[u8]> {
         self.iter().collect()
     }
