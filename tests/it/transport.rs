@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::support::{memory_server, timestamp_field};
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
@@ -82,9 +82,7 @@ fn rows_by_id(batch: &RecordBatch) -> BTreeMap<i64, Vec<String>> {
     let ids = batch
         .column_by_name("id")
         .expect("id column")
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("id is Int64")
+        .as_primitive::<Int64Type>()
         .clone();
     let names: Vec<String> = table_schema()
         .fields()
@@ -116,9 +114,7 @@ fn duplicate_count(landed: &RecordBatch) -> usize {
     let ids = landed
         .column_by_name("id")
         .expect("id")
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("Int64")
+        .as_primitive::<Int64Type>()
         .values()
         .to_vec();
     let mut seen = std::collections::HashSet::new();
@@ -372,16 +368,8 @@ async fn rows_failing_encoding_are_reported_while_the_rest_land() {
     wrapper.shutdown().await.expect("shutdown");
 
     let landed = server.read_table(table).await.expect("read");
-    let ids = landed
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("ids");
-    let counters = landed
-        .column(1)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("counters");
+    let ids = landed.column(0).as_primitive::<Int64Type>();
+    let counters = landed.column(1).as_primitive::<Int64Type>();
     let mut pairs: Vec<(i64, i64)> = (0..landed.num_rows())
         .map(|r| (ids.value(r), counters.value(r)))
         .collect();
@@ -476,10 +464,9 @@ async fn a_batch_larger_than_a_request_travels_in_parts_and_lands_whole() {
             "{table}: {requests} requests for {encoded_len} bytes in requests of {REQUEST_BYTES}"
         );
         let landed = server.read_table(table).await.expect("read");
-        let column = |i: usize| landed.column(i).as_any();
-        let ids = column(0).downcast_ref::<Int64Array>().expect("ids");
-        let names = column(1).downcast_ref::<StringArray>().expect("names");
-        let counters = column(2).downcast_ref::<Int64Array>().expect("counters");
+        let ids = landed.column(0).as_primitive::<Int64Type>();
+        let names = landed.column(1).as_string::<i32>();
+        let counters = landed.column(2).as_primitive::<Int64Type>();
         let actual: BTreeMap<i64, (Option<String>, Option<i64>)> = (0..landed.num_rows())
             .map(|r| {
                 let name = names.is_valid(r).then(|| names.value(r).to_string());

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, WrapperConfiguration, ZerobusError, ZerobusWrapper,
@@ -126,11 +126,7 @@ async fn rows_after_rejected_ones_keep_their_input_numbers_in_messages() {
     wrapper.shutdown().await.expect("shutdown");
 
     let landed = server.read_table(TABLE).await.expect("read back");
-    let ids = landed
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("i64");
+    let ids = landed.column(0).as_primitive::<Int64Type>();
     let mut ids: Vec<i64> = ids.values().to_vec();
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 3, 6], "rows 0, 2 and 5");
@@ -169,26 +165,10 @@ async fn batches_are_cast_to_the_catalog_types_and_null_keys_become_row_errors()
         landed.schema().field(1).data_type(),
         &DataType::Decimal128(12, 2)
     );
-    let landed_ids = landed
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("i64");
-    let amounts = landed
-        .column(1)
-        .as_any()
-        .downcast_ref::<Decimal128Array>()
-        .expect("dec");
-    let ns = landed
-        .column(2)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("i64 n");
-    let names = landed
-        .column(3)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("str");
+    let landed_ids = landed.column(0).as_primitive::<Int64Type>();
+    let amounts = landed.column(1).as_primitive::<Decimal128Type>();
+    let ns = landed.column(2).as_primitive::<Int64Type>();
+    let names = landed.column(3).as_string::<i32>();
     let mut seen = Vec::new();
     for row in 0..landed.num_rows() {
         let id = landed_ids.value(row);
