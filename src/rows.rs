@@ -83,12 +83,35 @@ pub(crate) fn rows_except(
     total: usize,
     excluded: impl IntoIterator<Item = usize>,
 ) -> impl Iterator<Item = usize> {
-    let mut excluded = excluded.into_iter().peekable();
-    (0..total).filter(move |row| {
-        while excluded.peek().is_some_and(|e| e < row) {
-            excluded.next();
+    row_runs(total, excluded).flatten()
+}
+
+/// The runs of consecutive indices in `0..total` that are not in `excluded` (sorted
+/// ascending; repeats and indices past `total` are ignored), in order and never empty.
+///
+/// Whole runs let callers copy or size a run at once instead of row by row: a batch
+/// with no failures is a single run.
+pub(crate) fn row_runs(
+    total: usize,
+    excluded: impl IntoIterator<Item = usize>,
+) -> impl Iterator<Item = Range<usize>> {
+    let mut excluded = excluded.into_iter();
+    let mut next = 0;
+    std::iter::from_fn(move || {
+        while next < total {
+            let end = match excluded.next() {
+                // A repeat of the index just skipped.
+                Some(row) if row < next => continue,
+                Some(row) => row.min(total),
+                None => total,
+            };
+            let run = next..end;
+            next = end + 1;
+            if !run.is_empty() {
+                return Some(run);
+            }
         }
-        excluded.peek() != Some(row)
+        None
     })
 }
 
@@ -162,5 +185,17 @@ mod tests {
         assert_eq!(rows_except(6, [1, 3, 3, 5]).collect::<Vec<_>>(), [0, 2, 4]);
         assert_eq!(rows_except(3, []).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(rows_except(2, [0, 1, 7]).count(), 0);
+    }
+
+    #[test]
+    fn runs_between_excluded_rows() {
+        let runs =
+            |total, excluded: &[usize]| row_runs(total, excluded.to_vec()).collect::<Vec<_>>();
+        assert_eq!(runs(6, &[1, 3, 3, 5]), [0..1, 2..3, 4..5]);
+        assert_eq!(runs(3, &[]), vec![(0..3)]);
+        assert_eq!(runs(5, &[0, 4]), vec![(1..4)]);
+        assert_eq!(runs(4, &[2, 9]), [0..2, 3..4]);
+        assert!(runs(2, &[0, 1, 7]).is_empty());
+        assert!(runs(0, &[]).is_empty());
     }
 }

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
-use crate::rows::rows_except;
+use crate::rows::{row_runs, rows_except};
 use crate::schema::TableSchema;
 use codec::{BoxedCodec, Rows, ValueError};
 
@@ -511,6 +511,20 @@ impl EncodedBatch {
             return None;
         }
         Some(self.offsets[index + 1] - self.offsets[index])
+    }
+
+    /// The runs of consecutive rows that encoded, in row order, each with the offsets of
+    /// its records (one more than its rows: record `k` of the run spans
+    /// `offsets[k]..offsets[k + 1]`; written or measured alike).
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (Range<usize>, &[usize])> + '_ {
+        let failed = self.failures.iter().map(|(row, _)| row - self.first_row);
+        row_runs(self.num_rows(), failed).map(|run| {
+            let offsets = &self.offsets[run.start..=run.end];
+            (
+                run.start + self.first_row..run.end + self.first_row,
+                offsets,
+            )
+        })
     }
 
     /// `(row, record length)` for every row that encoded, in row order (written or

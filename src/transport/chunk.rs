@@ -66,30 +66,40 @@ pub(crate) fn plan_chunks(
     let mut too_large = Vec::new();
     let mut rows = Vec::new();
     let mut used = 0;
-    for (row, len) in encoded.record_lens() {
-        let size = framed_len(len);
-        if size > limit {
-            too_large.push((
-                row,
-                ZerobusError::conversion(
-                    ConversionErrorKind::RecordTooLarge,
-                    format!(
-                        "row {row}: record of {len} bytes exceeds the Zerobus ingest payload \
-                         limit of {limit} bytes (including {} bytes of framing)",
-                        size - len
+    // Run by run, adding rows to a chunk a range at a time.
+    for (run, offsets) in encoded.runs() {
+        // The first row of the run not yet in `rows`.
+        let mut from = run.start;
+        for (row, ends) in run.clone().zip(offsets.windows(2)) {
+            let len = ends[1] - ends[0];
+            let size = framed_len(len);
+            if size > limit {
+                rows.extend(from..row);
+                from = row + 1;
+                too_large.push((
+                    row,
+                    ZerobusError::conversion(
+                        ConversionErrorKind::RecordTooLarge,
+                        format!(
+                            "row {row}: record of {len} bytes exceeds the Zerobus ingest payload \
+                             limit of {limit} bytes (including {} bytes of framing)",
+                            size - len
+                        ),
                     ),
-                ),
-            ));
-            continue;
+                ));
+                continue;
+            }
+            if used > 0 && used + size > target {
+                rows.extend(from..row);
+                from = row;
+                chunks.push(Chunk {
+                    rows: std::mem::take(&mut rows),
+                });
+                used = 0;
+            }
+            used += size;
         }
-        if used > 0 && used + size > target {
-            chunks.push(Chunk {
-                rows: std::mem::take(&mut rows),
-            });
-            used = 0;
-        }
-        rows.push(row);
-        used += size;
+        rows.extend(from..run.end);
     }
     if !rows.is_empty() {
         chunks.push(Chunk { rows });
@@ -124,7 +134,7 @@ pub(crate) fn spread(mut chunks: Vec<Chunk>, streams: usize, min_rows: usize) ->
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{BinaryArray, RecordBatch};
+    use arrow::array::{BinaryArray, RecordBatch, UInt64Array};
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
@@ -230,6 +240,29 @@ mod tests {
             "one stream: as is"
         );
         assert!(spread(Vec::new(), 4, 1).is_empty());
+    }
+
+    #[test]
+    fn rows_that_failed_encoding_are_left_out_and_the_rest_keep_their_order() {
+        // u64::MAX does not fit BIGINT: rows 1 and 4 fail in the encoder.
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::UInt64, false)]));
+        let values = vec![1, u64::MAX, 2, 3, u64::MAX, 4, 5];
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(values))])
+            .expect("batch");
+        let table = Arc::new(TableSchema::try_new(schema, "t").expect("schema"));
+        let encoded = RowEncoder::new(table)
+            .with_first_row(10)
+            .encode(&batch)
+            .expect("encode");
+        assert_eq!(encoded.failures().len(), 2);
+        // Each record is 2 bytes (tag, one-byte varint), 4 framed: two per chunk of 8.
+        let (chunks, too_large) = plan_chunks(&encoded, 8, 100);
+        assert!(too_large.is_empty());
+        let rows: Vec<Vec<usize>> = chunks.into_iter().map(|c| c.rows).collect();
+        assert_eq!(rows, vec![vec![10, 12], vec![13, 15], vec![16]]);
+        let (chunks, _) = plan_chunks(&encoded, 100, 100);
+        let rows: Vec<Vec<usize>> = chunks.into_iter().map(|c| c.rows).collect();
+        assert_eq!(rows, vec![vec![10, 12, 13, 15, 16]]);
     }
 
     #[test]

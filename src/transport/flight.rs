@@ -54,7 +54,10 @@ impl WireFormat for ArrowFlight {
     ) -> Result<Prepared<ZerobusArrowStream>, ZerobusError> {
         let (chunks, mut failed_rows) = plan_chunks(encoded, request_bytes, payload_limit);
         // Input rows of the chunks, ascending: the rows of the normalized batch.
-        let sent: Vec<usize> = chunks.iter().flat_map(|c| c.rows.iter().copied()).collect();
+        let mut sent = Vec::with_capacity(chunks.iter().map(|c| c.rows.len()).sum());
+        for chunk in &chunks {
+            sent.extend_from_slice(&chunk.rows);
+        }
         let normalized = match sendable(schema, batch, encoded.rows().start, &sent) {
             Ok(normalized) => normalized,
             Err(error) => {
