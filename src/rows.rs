@@ -198,4 +198,20 @@ mod tests {
         assert!(runs(2, &[0, 1, 7]).is_empty());
         assert!(runs(0, &[]).is_empty());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn runs_hold_exactly_the_rows_not_excluded(
+            total in 0usize..200,
+            mut excluded in proptest::collection::vec(0usize..220, 0..60),
+        ) {
+            excluded.sort_unstable();
+            let runs: Vec<_> = row_runs(total, excluded.clone()).collect();
+            proptest::prop_assert!(runs.iter().all(|run| !run.is_empty()));
+            proptest::prop_assert!(runs.windows(2).all(|w| w[0].end < w[1].start), "{runs:?}");
+            let rows: Vec<usize> = runs.into_iter().flatten().collect();
+            let expected: Vec<usize> = (0..total).filter(|row| !excluded.contains(row)).collect();
+            proptest::prop_assert_eq!(rows, expected);
+        }
+    }
 }
