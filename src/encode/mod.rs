@@ -472,8 +472,13 @@ impl EncodedBatch {
 
     /// The rows that encoded, as indices into `offsets`, in row order.
     fn encoded_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.encoded_runs().flatten()
+    }
+
+    /// The runs of consecutive rows that encoded, as ranges of indices into `offsets`.
+    fn encoded_runs(&self) -> impl Iterator<Item = Range<usize>> + '_ {
         let failed = self.failures.iter().map(|(row, _)| row - self.first_row);
-        rows_except(self.num_rows(), failed)
+        row_runs(self.num_rows(), failed)
     }
 
     /// Whether the records were written ([`RowEncoder::encode`]), not only measured
@@ -517,8 +522,7 @@ impl EncodedBatch {
     /// its records (one more than its rows: record `k` of the run spans
     /// `offsets[k]..offsets[k + 1]`; written or measured alike).
     pub(crate) fn runs(&self) -> impl Iterator<Item = (Range<usize>, &[usize])> + '_ {
-        let failed = self.failures.iter().map(|(row, _)| row - self.first_row);
-        row_runs(self.num_rows(), failed).map(|run| {
+        self.encoded_runs().map(|run| {
             let offsets = &self.offsets[run.start..=run.end];
             (
                 run.start + self.first_row..run.end + self.first_row,
