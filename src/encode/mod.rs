@@ -53,6 +53,7 @@ use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
 use crate::rows::{row_runs, rows_except};
 use crate::schema::TableSchema;
 use codec::{BoxedCodec, Rows, ValueError};
+pub(crate) use wire::varint_len;
 
 /// Default (and practical maximum) size of one encoded record: 10 MiB − 64 KiB
 /// = 10,420,224 bytes.
