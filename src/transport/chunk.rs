@@ -73,6 +73,8 @@ pub(crate) fn plan_chunks(
     let mut rows = Vec::new();
     let mut used = 0;
     let short_records_fit = framed_len(SHORT_RECORD) <= limit;
+    // Tag and one-byte length: the framing of every short record.
+    let short_framing = framed_len(SHORT_RECORD) - SHORT_RECORD;
     // Run by run, adding rows to a chunk a range at a time.
     for (run, offsets) in encoded.runs() {
         // The first row of the run not yet in `rows`.
@@ -85,7 +87,7 @@ pub(crate) fn plan_chunks(
             if index >= row_by_row {
                 let end = (index + BLOCK_ROWS).min(run.len());
                 let block = &offsets[index..=end];
-                let bytes = block[end - index] - block[0] + 2 * (end - index);
+                let bytes = block[end - index] - block[0] + short_framing * (end - index);
                 if short_records_fit && used + bytes <= target && all_short(block) {
                     used += bytes;
                     index = end;
