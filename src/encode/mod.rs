@@ -356,17 +356,15 @@ impl BlockState {
     }
 
     /// Appends the end offsets of the block's rows (sized by [`BlockState::size`]) to
-    /// `encoded`, with each row's start, relative to the block's first byte, in `cursors`;
-    /// returns the block's length in bytes.
-    fn place(&mut self, encoded: &mut EncodedBatch) -> usize {
+    /// `encoded`; returns the block's length in bytes.
+    fn place(&self, encoded: &mut EncodedBatch) -> usize {
         let start = encoded.offsets.last().copied().unwrap_or(0);
-        self.cursors.clear();
         let mut end = 0;
-        for size in &self.sizes {
-            self.cursors.push(end);
+        // A running sum through `extend` (one reservation, no capacity test per row).
+        encoded.offsets.extend(self.sizes.iter().map(|size| {
             end += size;
-            encoded.offsets.push(start + end);
-        }
+            start + end
+        }));
         end
     }
 
@@ -379,6 +377,11 @@ impl BlockState {
             "a written batch's offsets"
         );
         let end = self.place(encoded);
+        // Each row's start, relative to the block's first byte: the offsets before its end.
+        let starts = &encoded.offsets[rows.start..rows.end];
+        self.cursors.clear();
+        self.cursors
+            .extend(starts.iter().map(|&row_start| row_start - start));
         encoded.data.reserve(end);
         // The block's bytes, written by the columns without being zeroed first.
         let out = &mut encoded.data.spare_capacity_mut()[..end];

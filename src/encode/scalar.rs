@@ -8,10 +8,12 @@ use arrow::array::{
     Array, BooleanArray, FixedSizeBinaryArray, GenericByteArray, GenericByteViewArray,
     PrimitiveArray,
 };
-use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::datatypes::{ArrowPrimitiveType, ByteArrayType, ByteViewType};
+use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowNativeType, ArrowPrimitiveType, ByteArrayType, ByteViewType};
 
-use super::codec::{is_null, size_fixed_rows, size_rows, FieldCodec, OnNull, ValueError};
+use super::codec::{
+    for_each_null, is_null, size_fixed_rows, size_rows, FieldCodec, OnNull, ValueError,
+};
 use super::wire::{varint_len, Out, Tag, WireType};
 use crate::error::ConversionErrorKind;
 
@@ -164,23 +166,16 @@ impl<T: ArrowPrimitiveType, M: ToVarint<T::Native>> FieldCodec for VarintCodec<'
         if M::FALLIBLE || self.on_null != OnNull::Absent {
             return size_rows(self, rows, sizes, failures);
         }
-        // Infallible and nulls are simply absent: no error path, no data-dependent branch.
+        // Infallible and nulls are simply absent: every row sized without an error path
+        // or a validity test, then the nulls' sizes taken back.
         let tag = self.tag.len();
         let values = &self.values[rows.clone()];
-        match self.nulls {
-            None => {
-                for (size, &value) in sizes.iter_mut().zip(values) {
-                    let value = self.map.to_varint(value).unwrap_or_default();
-                    *size += tag + varint_len(value);
-                }
-            }
-            Some(nulls) => {
-                for ((size, &value), i) in sizes.iter_mut().zip(values).zip(rows) {
-                    let value = self.map.to_varint(value).unwrap_or_default();
-                    *size += usize::from(nulls.is_valid(i)) * (tag + varint_len(value));
-                }
-            }
+        let size_of =
+            |value: T::Native| tag + varint_len(self.map.to_varint(value).unwrap_or_default());
+        for (size, &value) in sizes.iter_mut().zip(values) {
+            *size += size_of(value);
         }
+        for_each_null(self.nulls, rows, |k| sizes[k] -= size_of(values[k]));
     }
 }
 
@@ -276,6 +271,9 @@ where
 pub(crate) struct BoolCodec<'a> {
     tag: Tag,
     array: &'a BooleanArray,
+    /// The value bits, read through `BooleanBuffer::value`, which inlines (unlike
+    /// `BooleanArray::value`, a call per row).
+    values: &'a BooleanBuffer,
     on_null: OnNull,
 }
 
@@ -284,6 +282,7 @@ impl<'a> BoolCodec<'a> {
         Self {
             tag: Tag::new(field_number, WireType::Varint),
             array,
+            values: array.values(),
             on_null,
         }
     }
@@ -305,7 +304,7 @@ impl FieldCodec for BoolCodec<'_> {
     #[inline(always)]
     fn write_valid(&self, i: usize, out: &mut Out<'_>) {
         out.tag(&self.tag);
-        out.varint(u64::from(self.array.value(i)));
+        out.varint(u64::from(self.values.value(i)));
     }
 
     fn size_column(
@@ -325,6 +324,15 @@ impl FieldCodec for BoolCodec<'_> {
 pub(crate) trait ByteValues {
     fn nulls(&self) -> Option<&NullBuffer>;
     fn bytes(&self, i: usize) -> &[u8];
+
+    /// Adds `size_of(len)` to `sizes[k]` for each element `rows.start + k` of `rows`,
+    /// `len` being its length in bytes (null elements included).
+    #[inline(always)]
+    fn add_sizes(&self, rows: Range<usize>, sizes: &mut [usize], size_of: impl Fn(usize) -> usize) {
+        for (i, size) in rows.zip(sizes.iter_mut()) {
+            *size += size_of(self.bytes(i).len());
+        }
+    }
 }
 
 impl<T: ByteArrayType> ByteValues for GenericByteArray<T> {
@@ -335,6 +343,15 @@ impl<T: ByteArrayType> ByteValues for GenericByteArray<T> {
     fn bytes(&self, i: usize) -> &[u8] {
         self.value(i).as_ref()
     }
+
+    /// The lengths straight from consecutive offsets: no per-element bounds check.
+    #[inline(always)]
+    fn add_sizes(&self, rows: Range<usize>, sizes: &mut [usize], size_of: impl Fn(usize) -> usize) {
+        let offsets = &self.value_offsets()[rows.start..=rows.end];
+        for (ends, size) in offsets.windows(2).zip(sizes.iter_mut()) {
+            *size += size_of((ends[1] - ends[0]).as_usize());
+        }
+    }
 }
 
 impl<T: ByteViewType + ?Sized> ByteValues for GenericByteViewArray<T> {
@@ -344,6 +361,14 @@ impl<T: ByteViewType + ?Sized> ByteValues for GenericByteViewArray<T> {
     #[inline(always)]
     fn bytes(&self, i: usize) -> &[u8] {
         self.value(i).as_ref()
+    }
+
+    /// The lengths from the views' low 32 bits, without resolving the data buffers.
+    #[inline(always)]
+    fn add_sizes(&self, rows: Range<usize>, sizes: &mut [usize], size_of: impl Fn(usize) -> usize) {
+        for (&view, size) in self.views()[rows].iter().zip(sizes.iter_mut()) {
+            *size += size_of(view as u32 as usize);
+        }
     }
 }
 
@@ -406,14 +431,13 @@ impl<A: ByteValues> FieldCodec for BytesCodec<A> {
         if self.on_null != OnNull::Absent {
             return size_rows(self, rows, sizes, failures);
         }
-        // Nulls are simply absent: branch-free.
+        // Nulls are simply absent: every row sized, then the nulls' sizes taken back.
         let tag = self.tag.len();
-        let nulls = self.array.nulls();
-        for (i, size) in rows.zip(sizes.iter_mut()) {
-            let len = self.array.bytes(i).len();
-            let valid = usize::from(!is_null(nulls, i));
-            *size += valid * (tag + varint_len(len as u64) + len);
-        }
+        let size_of = |len: usize| tag + varint_len(len as u64) + len;
+        self.array.add_sizes(rows.clone(), sizes, size_of);
+        for_each_null(self.array.nulls(), rows.clone(), |k| {
+            sizes[k] -= size_of(self.array.bytes(rows.start + k).len());
+        });
     }
 }
 
@@ -424,6 +448,10 @@ impl<A: ByteValues> ByteValues for &A {
     #[inline(always)]
     fn bytes(&self, i: usize) -> &[u8] {
         (**self).bytes(i)
+    }
+    #[inline(always)]
+    fn add_sizes(&self, rows: Range<usize>, sizes: &mut [usize], size_of: impl Fn(usize) -> usize) {
+        (**self).add_sizes(rows, sizes, size_of);
     }
 }
 
