@@ -44,12 +44,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
@@ -61,29 +58,18 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use databricks_zerobus_ingest_sdk::{ZerobusArrowStream, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/latency.rs"]
 mod latency;
 #[path = "support/server.rs"]
 mod server;
 
+use events::{batch, schema};
 use latency::LatencyProxy;
 use server::BenchServer;
 
 const TABLE: &str = "bench.e2e.events";
-
-fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("score", DataType::Float64, true),
-        Field::new("flag", DataType::Boolean, true),
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-    ]))
-}
 
 /// The Arrow schema the SDK derives for the table (what its Arrow Flight stream carries):
 /// STRING is `LargeUtf8`, the other columns keep their types.
@@ -109,32 +95,6 @@ fn normalized(batch: &RecordBatch) -> RecordBatch {
         .map(|(column, field)| cast(column, field.data_type()).expect("cast"))
         .collect();
     RecordBatch::try_new(target, columns).expect("normalized batch")
-}
-
-/// `rows` deterministic rows (names of 10–40 characters, every 10th value null).
-fn batch(rows: usize) -> RecordBatch {
-    let ids: Vec<i64> = (0..rows as i64).collect();
-    let some = |i: &i64| i % 10 != 3;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(ids.clone())),
-        Arc::new(StringArray::from_iter(ids.iter().map(|i| {
-            some(i).then(|| format!("{:0>width$}", i, width = 10 + (*i % 31) as usize))
-        }))),
-        Arc::new(Float64Array::from_iter(
-            ids.iter().map(|i| some(i).then_some(*i as f64 * 0.25)),
-        )),
-        Arc::new(BooleanArray::from_iter(
-            ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter(
-                ids.iter()
-                    .map(|i| some(i).then_some(1_700_000_000_000_000 + i)),
-            )
-            .with_timezone("UTC"),
-        ),
-    ];
-    RecordBatch::try_new(schema(), columns).expect("batch")
 }
 
 /// One batch size under test, with its records encoded beforehand for the ceiling.

@@ -2,7 +2,16 @@
 //! `DynamicMessage` per row (the round-trip test's oracle) and serializes it.
 //!
 //! Run with `cargo bench --bench encode`. Throughput is the encoded output (bytes of the
-//! records), the same for both contenders.
+//! records), the same for every contender:
+//!
+//! - `ours`: `RowEncoder::encode` (size pass, then the records written);
+//! - `ours_measure`: `RowEncoder::measure`, the size pass alone (what the Arrow Flight
+//!   transport runs to validate and size rows it sends as Arrow);
+//! - `dynamic_message`: the baseline.
+//!
+//! Batches: `mixed` and `nested` (100,000 rows, from `examples/encode_profile.rs`), and
+//! `events_1MB`, the 1 MB batch of the end-to-end bench (22,222 rows of
+//! `support/events.rs`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,6 +35,9 @@ mod dynamic;
 #[path = "../examples/encode_profile.rs"]
 mod data;
 
+#[path = "support/events.rs"]
+mod events;
+
 use data::{mixed_batch, nested_batch, ROWS};
 
 /// prost-reflect's way: one `DynamicMessage` per row, serialized. Returns the total bytes.
@@ -47,6 +59,10 @@ fn bench_batch(c: &mut Criterion, name: &str, batch: &RecordBatch) {
 
     let encoded = encoder.encode(batch).unwrap();
     assert!(encoded.failures().is_empty());
+    assert_eq!(
+        encoder.measure(batch).unwrap().encoded_len(),
+        encoded.encoded_len()
+    );
     // Both contenders produce the same amount of output.
     assert_eq!(encoded.encoded_len(), dynamic_message_encode(&desc, batch));
 
@@ -60,6 +76,9 @@ fn bench_batch(c: &mut Criterion, name: &str, batch: &RecordBatch) {
     group.bench_function("ours", |b| {
         b.iter(|| encoder.encode(black_box(batch)).unwrap())
     });
+    group.bench_function("ours_measure", |b| {
+        b.iter(|| encoder.measure(black_box(batch)).unwrap())
+    });
     group.bench_function("dynamic_message", |b| {
         b.iter(|| dynamic_message_encode(&desc, black_box(batch)))
     });
@@ -69,6 +88,7 @@ fn bench_batch(c: &mut Criterion, name: &str, batch: &RecordBatch) {
 fn encode(c: &mut Criterion) {
     bench_batch(c, "mixed", &mixed_batch(ROWS));
     bench_batch(c, "nested", &nested_batch(ROWS));
+    bench_batch(c, "events_1MB", &events::batch(22_222));
 }
 
 criterion_group!(benches, encode);
