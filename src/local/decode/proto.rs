@@ -926,6 +926,11 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
     std::str::from_utf8(bytes(buf, raw)).map_err(|e| format!("invalid UTF-8: {e}"))
 }
 
+/// The e2e bench's rows, for the decoder tests and microbenchmark below.
+#[cfg(test)]
+#[path = "../../../benches/support/events.rs"]
+mod bench_events;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,48 +977,14 @@ mod tests {
         assert!(err.message().contains("record 0"), "{}", err.message());
     }
 
+    use super::bench_events as events;
+
     /// The e2e bench's table (`benches/e2e.rs`): `rows` records as the wrapper encodes
     /// them.
     fn e2e_records(rows: usize) -> (SchemaRef, Vec<Vec<u8>>, ProtoDecoder) {
-        use arrow::array::{BooleanArray, Float64Array, TimestampMicrosecondArray};
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("score", DataType::Float64, true),
-            Field::new("flag", DataType::Boolean, true),
-            Field::new(
-                "at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-        ]));
-        let ids: Vec<i64> = (0..rows as i64).collect();
-        let some = |i: &i64| i % 10 != 3;
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(Int64Array::from(ids.clone())),
-                Arc::new(StringArray::from_iter(ids.iter().map(|i| {
-                    some(i).then(|| format!("{:0>width$}", i, width = 10 + (*i % 31) as usize))
-                }))),
-                Arc::new(Float64Array::from_iter(
-                    ids.iter().map(|i| some(i).then_some(*i as f64 * 0.25)),
-                )),
-                Arc::new(BooleanArray::from_iter(
-                    ids.iter().map(|i| some(i).then_some(i % 2 == 0)),
-                )),
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter(
-                        ids.iter()
-                            .map(|i| some(i).then_some(1_700_000_000_000_000 + i)),
-                    )
-                    .with_timezone("UTC"),
-                ),
-            ],
-        )
-        .unwrap();
+        let batch = events::batch(rows);
         let (records, decoder) = round_trip(&batch);
-        (schema, records, decoder)
+        (batch.schema(), records, decoder)
     }
 
     /// The outcome of decoding each set of records of the e2e table: `ok N rows` or the
