@@ -275,7 +275,7 @@ fn measuring_gives_the_sizes_and_failures_of_encoding() {
             (i % 11 != 0).then(|| "x".repeat(if i % 17 == 0 { 90 } else { i % 20 }))
         })));
     let batch = RecordBatch::try_from_iter(vec![("big", big), ("xs", lists), ("s", text)]).unwrap();
-    let encoded = encode_all(&batch);
+    let encoded = encode_all(&batch, 100);
     assert!(encoded.failures().len() > 50, "the batch has failures");
     assert!(
         encoded.record(0).is_some_and(<[u8]>::is_empty),
@@ -287,10 +287,10 @@ fn measuring_gives_the_sizes_and_failures_of_encoding() {
     assert_measure_agrees(&batch.slice(0, 0), 100);
 }
 
-fn encode_all(batch: &RecordBatch) -> EncodedBatch {
+fn encode_all(batch: &RecordBatch, max_record_size: usize) -> EncodedBatch {
     let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
     RowEncoder::new(schema)
-        .with_max_record_size(100)
+        .with_max_record_size(max_record_size)
         .encode(batch)
         .unwrap()
 }
@@ -315,6 +315,8 @@ fn data_under_nulls_is_neither_sized_nor_written() {
     // Every slot holds its value, nulls included.
     let texts: Vec<String> = (0..rows).map(text).collect();
     let offsets = OffsetBuffer::from_lengths(texts.iter().map(String::len));
+    let string_views = StringViewArray::from_iter_values(&texts);
+    let binary_views = BinaryViewArray::from_iter_values(texts.iter().map(String::as_bytes));
     let dirty: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::new(
             (0..rows as i64).map(|i| i * 1_000_003).collect(),
@@ -334,19 +336,13 @@ fn data_under_nulls_is_neither_sized_nor_written() {
             Some(validity.clone()),
         )),
         Arc::new(StringViewArray::new(
-            StringViewArray::from_iter_values(&texts).views().clone(),
-            StringViewArray::from_iter_values(&texts)
-                .data_buffers()
-                .to_vec(),
+            string_views.views().clone(),
+            string_views.data_buffers().to_vec(),
             Some(validity.clone()),
         )),
         Arc::new(BinaryViewArray::new(
-            BinaryViewArray::from_iter_values(texts.iter().map(String::as_bytes))
-                .views()
-                .clone(),
-            BinaryViewArray::from_iter_values(texts.iter().map(String::as_bytes))
-                .data_buffers()
-                .to_vec(),
+            binary_views.views().clone(),
+            binary_views.data_buffers().to_vec(),
             Some(validity.clone()),
         )),
     ];
@@ -388,17 +384,12 @@ fn data_under_nulls_is_neither_sized_nor_written() {
     );
     for (start, len) in [(0, rows), (3, 200), (61, 70), (64, 1), (5, 0)] {
         let (dirty, clean) = (dirty.slice(start, len), clean.slice(start, len));
-        let encoded = encode_all_fitting(&dirty);
+        let encoded = encode_all(&dirty, DEFAULT_MAX_RECORD_SIZE_BYTES);
         assert_eq!(encoded.successful_count(), len, "slice {start}+{len}");
-        let expected = encode_all_fitting(&clean);
+        let expected = encode_all(&clean, DEFAULT_MAX_RECORD_SIZE_BYTES);
         let records = |e: &EncodedBatch| e.records().map(|(_, r)| r.to_vec()).collect::<Vec<_>>();
         assert_eq!(records(&encoded), records(&expected), "slice {start}+{len}");
         assert_measure_agrees(&dirty, DEFAULT_MAX_RECORD_SIZE_BYTES);
         assert_measure_agrees(&clean, DEFAULT_MAX_RECORD_SIZE_BYTES);
     }
-}
-
-fn encode_all_fitting(batch: &RecordBatch) -> EncodedBatch {
-    let schema = Arc::new(TableSchema::try_new(batch.schema(), "t").unwrap());
-    RowEncoder::new(schema).encode(batch).unwrap()
 }

@@ -933,6 +933,7 @@ mod bench_events;
 
 #[cfg(test)]
 mod tests {
+    use super::bench_events as events;
     use super::*;
     use arrow::array::{Int32Array, Int64Array};
     /// `batch` encoded by the wrapper's encoder, and a decoder for its schema, checked to
@@ -976,8 +977,6 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("record 0"), "{}", err.message());
     }
-
-    use super::bench_events as events;
 
     /// The e2e bench's table (`benches/e2e.rs`): `rows` records as the wrapper encodes
     /// them.
