@@ -23,11 +23,11 @@
 //! Where the server runs (both contenders always talk to the same one, in the same run):
 //! - by default in the bench's own process and runtime (client and server share its two
 //!   worker threads);
-//! - `ZEROBUS_BENCH_SERVER=process`: the `zerobus-local` binary of this build, started by
-//!   the bench as a child process (`--landing none --no-auth`, free ports) and stopped at
-//!   the end;
+//! - `ZEROBUS_BENCH_SERVER=process`: the same server in a child process (this executable
+//!   started again in server mode: landing `none`, no auth, a free port), stopped at the
+//!   end;
 //! - `ZEROBUS_BENCH_ENDPOINT=http://127.0.0.1:PORT`: a server already running, e.g.
-//!   `cargo run --release --features local --bin zerobus-local -- --landing none --no-auth`
+//!   `cargo run --release -p zerobus-local -- --landing none --no-auth`
 //!   (its table `bench.e2e.events` is created by the first stream).
 //!
 //! `ZEROBUS_BENCH_LATENCY_MS=N` puts a loopback proxy that delays every byte by `N` ms
@@ -48,26 +48,19 @@ use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
     FlightCompression, TransportKind, WrapperConfiguration, ZerobusWrapper,
     DEFAULT_MAX_REQUEST_BYTES,
 };
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use databricks_zerobus_ingest_sdk::{ZerobusArrowStream, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
 
-#[path = "support/events.rs"]
-mod events;
-#[path = "support/latency.rs"]
-mod latency;
-#[path = "support/server.rs"]
-mod server;
-
-use events::{batch, schema};
-use latency::LatencyProxy;
-use server::BenchServer;
+use zerobus_test_support::bench_server::{self, BenchServer};
+use zerobus_test_support::events::{batch, schema};
+use zerobus_test_support::latency::LatencyProxy;
 
 const TABLE: &str = "bench.e2e.events";
 
@@ -507,4 +500,10 @@ fn one_mb_group<'a>(
 }
 
 criterion_group!(benches, e2e);
-criterion_main!(benches);
+
+fn main() {
+    // `ZEROBUS_BENCH_SERVER=process` starts this executable again as the server.
+    bench_server::serve_if_child();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -9,9 +9,9 @@
 //!   transport runs to validate and size rows it sends as Arrow);
 //! - `dynamic_message`: the baseline.
 //!
-//! Batches: `mixed` and `nested` (100,000 rows, from `examples/encode_profile.rs`), and
+//! Batches: `mixed` and `nested` (100,000 rows, `zerobus_test_support::data`), and
 //! `events_1MB`, the 1 MB batch of the end-to-end bench (22,222 rows of
-//! `support/events.rs`).
+//! `zerobus_test_support::events`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,27 +24,14 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use prost::Message;
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
-#[expect(dead_code, reason = "the bench uses only `expected_message`")]
-#[path = "../tests/it/dynamic.rs"]
-mod dynamic;
-
-#[expect(
-    dead_code,
-    reason = "the bench uses only the batches, not the driver's `main`"
-)]
-#[path = "../examples/encode_profile.rs"]
-mod data;
-
-#[path = "support/events.rs"]
-mod events;
-
-use data::{mixed_batch, nested_batch, ROWS};
+use zerobus_test_support::data::{mixed_batch, nested_batch, ROWS};
+use zerobus_test_support::{events, oracle};
 
 /// prost-reflect's way: one `DynamicMessage` per row, serialized. Returns the total bytes.
 fn dynamic_message_encode(desc: &MessageDescriptor, batch: &RecordBatch) -> usize {
     (0..batch.num_rows())
         .map(|row| {
-            dynamic::expected_message(desc, batch, row)
+            oracle::expected_message(desc, batch, row)
                 .encode_to_vec()
                 .len()
         })

@@ -7,7 +7,7 @@
 //!   (10 samples); the bench then prints each contender's median and the SQL/direct and
 //!   2-workers/1-worker ratios of those medians;
 //! - the bench's own matrix at 10M rows (and SQL at 1M rows), each configuration in a child
-//!   process talking to `zerobus-local` in a process of its own, so the child's peak RSS
+//!   process talking to the local server in a process of its own, so the child's peak RSS
 //!   (`VmHWM`) is the client's alone: rows/s, SQL/direct, 2 workers/1 worker, and the peak
 //!   RSS of 10M rows over that of 1M rows (the server's peak RSS is printed beside it).
 //!
@@ -27,10 +27,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_zerobus_sdk_wrapper::datafusion::{
+use arrow_zerobus_sdk_wrapper::sql::{
     SinkOptions, ZerobusTableProvider, DEFAULT_MAX_INFLIGHT_BATCHES,
 };
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 use criterion::{Criterion, SamplingMode};
 use datafusion::arrow::array::{Array, UInt64Array};
@@ -39,16 +39,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 
-#[path = "support/server.rs"]
-mod server;
-
-use server::{peak_rss_mib, BenchServer};
+use zerobus_test_support::bench_server::{self, peak_rss_mib, BenchServer};
 
 const TABLE: &str = "bench.sql.insert";
 const QUERY: &str = "SELECT value AS id, CAST(value % 7 AS INT) AS bucket, \
                      'row-' || CAST(value AS VARCHAR) AS label FROM generate_series(1, {rows})";
 
 fn main() {
+    // The child processes of the matrix start this executable again as their server.
+    bench_server::serve_if_child();
     // `cargo bench` passes `--bench`; `cargo test --bench sql_insert` does not.
     let benching = std::env::args().any(|a| a == "--bench");
     let positional: Vec<String> = std::env::args()
@@ -74,7 +73,7 @@ fn main() {
     matrix(if benching { 1 } else { 1_000 });
 }
 
-/// One configuration, timed, in this process against `zerobus-local` in a child process
+/// One configuration, timed, in this process against the local server in a child process
 /// (so this process's peak RSS is the client's alone): prints seconds, rows/s and the peak
 /// RSS of both processes.
 fn child(runtime: &Runtime, mode: &str, rows: &str, workers: &str) {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+use zerobus_local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 
 const TABLE: &str = "main.demo.sensor_readings";

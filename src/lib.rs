@@ -26,7 +26,7 @@
 //! - `local`: the module `arrow_zerobus_sdk_wrapper::local`, an in-process
 //!   Zerobus-compatible gRPC server for tests against the unmodified official client
 //!   (adds `databricks-zerobus-ingest-sdk` and tonic). Memory landing only for now.
-//! - `datafusion`: the module `arrow_zerobus_sdk_wrapper::datafusion`, a write-only
+//! - `datafusion`: the module `arrow_zerobus_sdk_wrapper::sql`, a write-only
 //!   DataFusion table (`INSERT INTO ... SELECT`, `CREATE EXTERNAL TABLE ... STORED AS
 //!   ZEROBUS`) that streams rows through [`ZerobusWrapper`]s; see `docs/datafusion.md`.
 //!
@@ -41,16 +41,14 @@
 //! [`ZerobusWrapper`] for an example.
 
 pub mod config;
-#[cfg(feature = "datafusion")]
-pub mod datafusion;
 pub mod debug;
 pub mod encode;
 pub mod error;
-#[cfg(feature = "local")]
-pub mod local;
 pub mod result;
 mod rows;
 pub mod schema;
+#[cfg(feature = "datafusion")]
+pub mod sql;
 pub mod telemetry;
 mod transport;
 pub mod uc;

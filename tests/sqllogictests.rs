@@ -1,7 +1,7 @@
 //! Runs the `sql/*.slt` suites against DataFusion with the Zerobus table factory, each file
 //! against a fresh in-process local Zerobus server (memory landing).
 //!
-//! `cargo test --features local,datafusion --test sqllogictests [-- FILTER]`
+//! `cargo test --features datafusion --test sqllogictests [-- FILTER]`
 //!
 //! Per file the runner:
 //! - pre-creates on the server every table a `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS
@@ -31,8 +31,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_zerobus_sdk_wrapper::datafusion as zb;
-use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
+use arrow_zerobus_sdk_wrapper::sql as zb;
+use zerobus_local::{Auth, Landing, LocalError, LocalZerobus};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -105,14 +105,10 @@ async fn run_file(file: &Path) -> Result<(), String> {
             Ok(server) => break Arc::new(server),
             // A table the server cannot store (the file tests that the INSERT fails): leave
             // it out and let the INSERT find out.
-            Err(e) => {
-                let message = e.to_string();
-                let before = declared.len();
-                declared.retain(|(name, _)| !message.contains(&format!("table {name}:")));
-                if declared.len() == before {
-                    return Err(message);
-                }
+            Err(LocalError::Table { table, .. }) if declared.iter().any(|(n, _)| *n == table) => {
+                declared.retain(|(name, _)| *name != table);
             }
+            Err(e) => return Err(e.to_string()),
         }
     };
     // Files run one after another, so the process environment is theirs.

@@ -1,7 +1,6 @@
 //! The local server's Delta landing (the default) against the unmodified official client:
 //! JSON records sent over real gRPC on loopback land in a Delta table under the data
 //! directory, are acknowledged only once committed, and survive restarts.
-#![cfg(feature = "local")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+use zerobus_local::LocalZerobus;
 use databricks_zerobus_ingest_sdk::{ZerobusSdk, ZerobusStream};
 use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 

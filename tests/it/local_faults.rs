@@ -5,7 +5,6 @@
 //!
 //! The Arrow Flight path has its own fault tests (local_flight.rs), the token faults theirs
 //! (local_auth.rs).
-#![cfg(feature = "local")]
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -15,7 +14,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::{
     AckCallback, OffsetId, StreamBuilder, ZerobusError as SdkError, ZerobusSdk, ZerobusStream,
 };

@@ -1,14 +1,13 @@
 //! The local server's Arrow Flight path (feature `local`) against the unmodified official
 //! SDK's Arrow stream over loopback: rows are read back from the memory landing and
 //! compared value by value with what was sent.
-#![cfg(feature = "local")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{heavy_test_slot, sdk, timestamp_field};
+use zerobus_test_support::local::{heavy_test_slot, sdk, timestamp_field};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder,
@@ -16,7 +15,7 @@ use arrow::array::{
     MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus, LocalZerobusBuilder};
+use zerobus_local::{Landing, LocalZerobus, LocalZerobusBuilder};
 use databricks_zerobus_ingest_sdk::{
     ReconnectReason, SchemaValidationCause, StatsExporter, StreamBuilder, StreamStat,
     ZerobusArrowStream, ZerobusError as SdkError, ZerobusSdk,

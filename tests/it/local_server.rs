@@ -3,21 +3,20 @@
 //! Records are sent with `databricks-zerobus-ingest-sdk` over real gRPC on loopback and the
 //! table is read back from the server's memory landing, then compared value by value with
 //! what was sent.
-#![cfg(feature = "local")]
 
 mod every_type;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::support::{heavy_test_slot, sdk, timestamp_field};
+use zerobus_test_support::local::{heavy_test_slot, sdk, timestamp_field};
 use arrow::array::{
     Array, Int32Builder, Int64Array, ListBuilder, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
-use arrow_zerobus_sdk_wrapper::local::{Counters, Landing, LocalZerobus};
+use zerobus_local::{Counters, Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_request, zerobus_client::ZerobusClient,

@@ -31,7 +31,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use prost_reflect::{DescriptorPool, DynamicMessage, MapKey, MessageDescriptor, Value};
 
-use crate::dynamic::{expected_message, row_fails};
+use zerobus_test_support::oracle::{expected_message, row_fails};
 
 // ---------------------------------------------------------------------------------------
 // Random types

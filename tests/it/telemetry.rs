@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
+use zerobus_local::{Auth, Landing, LocalZerobus};
 
-use crate::support::memory_server;
+use zerobus_test_support::local::memory_server;
 use arrow_zerobus_sdk_wrapper::{OtlpConfig, WrapperConfiguration, ZerobusWrapper};
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{KeyValue, Value};

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{memory_server, timestamp_field};
+use zerobus_test_support::concurrent::send_concurrently;
+use zerobus_test_support::local::{memory_server, timestamp_field};
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array,
     Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -13,7 +14,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
@@ -177,25 +178,14 @@ async fn sixty_four_tasks_times_a_hundred_batches_are_all_accounted_for() {
     let table = "cat.sch.concurrent";
     let server = memory_server(table, table_schema()).await;
     let wrapper = wrapper_for(&server, table).await;
-    let tasks: Vec<_> = (0..64i64)
-        .map(|task| {
-            let wrapper = wrapper.clone();
-            tokio::spawn(async move {
-                let mut sent = Vec::new();
-                for n in 0..100i64 {
-                    let b = batch((task * 100 + n) * 10, 10);
-                    let result = wrapper.send_batch(b.clone()).await.expect("send");
-                    assert_all_delivered(&result);
-                    sent.push(b);
-                }
-                sent
-            })
-        })
-        .collect();
-    let mut sent = Vec::new();
-    for task in tasks {
-        sent.extend(task.await.expect("task"));
-    }
+    let sent = send_concurrently(
+        &wrapper,
+        64,
+        100,
+        |task, n| batch((task * 100 + n) * 10, 10),
+        |_, result| assert_all_delivered(result),
+    )
+    .await;
     wrapper.shutdown().await.expect("shutdown");
     assert_eq!(sent.len(), 6400);
     let duplicates = assert_landed_equals(&server, table, &sent).await;
@@ -290,24 +280,17 @@ async fn multiplexed_streams_share_the_rows_and_recover_one_by_one() {
     server
         .faults(table)
         .fail_after_records(2_500, Code::Unavailable);
-    let tasks: Vec<_> = (0..8i64)
-        .map(|task| {
-            let wrapper = wrapper.clone();
-            tokio::spawn(async move {
-                let mut sent = Vec::new();
-                for n in 0..10i64 {
-                    let b = batch(10_000 + (task * 10 + n) * 300, 300);
-                    assert_all_delivered(&wrapper.send_batch(b.clone()).await.expect("send"));
-                    sent.push(b);
-                }
-                sent
-            })
-        })
-        .collect();
     let mut sent = vec![first];
-    for task in tasks {
-        sent.extend(task.await.expect("task"));
-    }
+    sent.extend(
+        send_concurrently(
+            &wrapper,
+            8,
+            10,
+            |task, n| batch(10_000 + (task * 10 + n) * 300, 300),
+            |_, result| assert_all_delivered(result),
+        )
+        .await,
+    );
     wrapper.shutdown().await.expect("shutdown");
     assert_landed_equals(&server, table, &sent).await;
     let streams = server.counters(table).streams_opened;
@@ -488,7 +471,7 @@ async fn a_batch_larger_than_a_request_travels_in_parts_and_lands_whole() {
 /// the wrapper (through the SDK) mints new tokens as they expire and no row is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_over_a_run_longer_than_their_lifetime() {
-    use arrow_zerobus_sdk_wrapper::local::Auth;
+    use zerobus_local::Auth;
     use secrecy::ExposeSecret;
 
     let table = "cat.sch.token_refresh";

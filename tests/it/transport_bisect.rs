@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{
     TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
 };

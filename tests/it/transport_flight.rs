@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use crate::support::timestamp_field;
+use zerobus_test_support::concurrent::send_concurrently;
+use zerobus_test_support::local::timestamp_field;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray,
     FixedSizeBinaryArray, Int32Array, Int64Array, ListViewArray, MapBuilder, RecordBatch, RunArray,
@@ -18,7 +19,7 @@ use arrow::datatypes::{
     DataType, Field, Fields, Int16Type, Int32Type, Schema, SchemaRef, TimeUnit,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+use zerobus_local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, FlightCompression, TransmissionResult, TransportKind,
     WrapperConfiguration, ZerobusError, ZerobusWrapper,
@@ -508,25 +509,14 @@ async fn sixteen_tasks_times_twenty_batches_are_all_accounted_for() {
         .with_transport(TransportKind::ArrowFlight)
         .with_multiplexed_streams(3);
     let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
-    let tasks: Vec<_> = (0..16i64)
-        .map(|task| {
-            let wrapper = wrapper.clone();
-            tokio::spawn(async move {
-                let mut sent = Vec::new();
-                for n in 0..20i64 {
-                    let b = batch((task * 20 + n) * 25, 25);
-                    let result = wrapper.send_batch(b.clone()).await.expect("send");
-                    assert_only_out_of_range_failed(&b, &result);
-                    sent.push(b);
-                }
-                sent
-            })
-        })
-        .collect();
-    let mut sent = Vec::new();
-    for task in tasks {
-        sent.extend(task.await.expect("task"));
-    }
+    let sent = send_concurrently(
+        &wrapper,
+        16,
+        20,
+        |task, n| batch((task * 20 + n) * 25, 25),
+        assert_only_out_of_range_failed,
+    )
+    .await;
     wrapper.shutdown().await.expect("shutdown");
     assert_eq!(sent.len(), 320);
     assert_eq!(
@@ -634,7 +624,7 @@ async fn refused_connections_fail_every_row_with_the_reason() {
             .failed_rows
             .iter()
             .filter(|(_, error)| {
-                matches!(error, ZerobusError::AuthenticationError(_)) && !error.is_retryable()
+                matches!(error, ZerobusError::AuthenticationError { .. }) && !error.is_retryable()
             })
             .count();
         // Rows out of range for the table fail before sending, with their own reason.

@@ -8,7 +8,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Decimal128Type, Field, Int64Type, Schema, SchemaRef};
-use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus};
+use zerobus_local::{Auth, Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, WrapperConfiguration, ZerobusError, ZerobusWrapper,
 };
@@ -273,7 +273,7 @@ async fn an_unknown_table_is_a_configuration_error() {
         .await
         .expect_err("no such table");
     assert!(
-        matches!(error, ZerobusError::ConfigurationError(_)),
+        matches!(error, ZerobusError::ConfigurationError { .. }),
         "{error:?}"
     );
     assert!(error.to_string().contains("cat.sch.not_there"), "{error}");

@@ -229,7 +229,7 @@ async fn schema_errors_and_shutdown_are_batch_level_errors() {
     wrapper.shutdown().await.unwrap();
     wrapper.shutdown().await.unwrap();
     let err = wrapper.send_batch(batch(0..1)).await.unwrap_err();
-    assert!(matches!(err, ZerobusError::ShutdownError(_)), "{err}");
+    assert!(matches!(err, ZerobusError::ShutdownError { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -237,7 +237,7 @@ async fn writer_disabled_mode_needs_a_debug_format() {
     let config = WrapperConfiguration::new("https://x.cloud.databricks.com", "t")
         .with_zerobus_writer_disabled(true);
     let err = ZerobusWrapper::new(config).await.unwrap_err();
-    assert!(matches!(err, ZerobusError::ConfigurationError(_)), "{err}");
+    assert!(matches!(err, ZerobusError::ConfigurationError { .. }), "{err}");
     assert!(err.to_string().contains("zerobus_writer_disabled"), "{err}");
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::support::timestamp_field;
+use zerobus_test_support::local::timestamp_field;
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, Int8Array, ListArray, MapArray, RecordBatch, StringArray,

@@ -1,18 +1,17 @@
-//! A local server that speaks the Zerobus protocols (feature `local`), landing rows in
-//! real Delta tables.
+//! A local server that speaks the Zerobus protocols, landing rows in real Delta tables.
 //!
 //! [`LocalZerobus`] serves, on one `127.0.0.1` port, the `databricks.zerobus.Zerobus` gRPC
 //! service (on the messages that the official `databricks-zerobus-ingest-sdk` 2.12 generates
 //! from its own proto; ingest requests are read through a mirror of them whose records are
 //! slices of the received buffer, checked against the SDK's encoding) and Arrow Flight
 //! `DoPut`; on a second port it serves the OAuth token endpoint and the Unity Catalog table
-//! endpoint. The **unmodified** official client, and [`ZerobusWrapper`](crate::ZerobusWrapper),
-//! talk to it exactly as to the service: no workspace, no network beyond loopback.
+//! endpoint. The **unmodified** official client, and the `ZerobusWrapper` of
+//! `arrow-zerobus-sdk-wrapper`, talk to it exactly as to the service: no workspace, no network beyond loopback.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use arrow_zerobus_sdk_wrapper::local::LocalZerobus;
+//! use zerobus_local::LocalZerobus;
 //! use databricks_zerobus_ingest_sdk::ZerobusSdk;
 //!
 //! let server = LocalZerobus::builder().data_dir("/tmp/zerobus-data").start().await?;
@@ -73,6 +72,7 @@ mod catalog;
 mod decode;
 mod dedup;
 mod delta;
+mod error;
 mod faults;
 mod flight;
 mod flight_schema;
@@ -100,13 +100,13 @@ use tonic::transport::server::TcpIncoming;
 pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL};
 pub use catalog::{Counters, Landing};
 pub use delta::{DEFAULT_COMMIT_INTERVAL, DEFAULT_COMMIT_MAX_BYTES, DEFAULT_COMMIT_MAX_ROWS};
+pub use error::{LocalError, Result};
 pub use faults::Faults;
 
 use auth::Authenticator;
 use catalog::Catalog;
 use delta::DeltaSettings;
 
-use crate::error::ZerobusError;
 
 /// The default limit on one inbound gRPC message: 32 MiB.
 ///
@@ -278,17 +278,17 @@ impl LocalZerobusBuilder {
     /// runtime.
     ///
     /// # Errors
-    /// [`ZerobusError::ConnectionError`] if a port cannot be bound,
-    /// [`ZerobusError::ConfigurationError`] if a table given up front is invalid, or a
+    /// [`LocalError::Listen`] if a port cannot be bound, [`LocalError::Io`] if the
+    /// temporary data directory cannot be made, [`LocalError::Table`] if a table given up
+    /// front is invalid, or a
     /// Delta table under the data directory cannot be loaded or does not match the schema
     /// given up front.
-    pub async fn start(self) -> Result<LocalZerobus, ZerobusError> {
+    pub async fn start(self) -> Result<LocalZerobus, LocalError> {
         let (data_dir, temp_dir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
             None => {
-                let temp = tempfile::TempDir::with_prefix("zerobus-local-").map_err(|e| {
-                    ZerobusError::ConnectionError(format!("local Zerobus: temp dir: {e}"))
-                })?;
+                let temp = tempfile::TempDir::with_prefix("zerobus-local-")
+                    .map_err(|e| LocalError::io(std::env::temp_dir(), e))?;
                 (temp.path().to_path_buf(), Some(Arc::new(temp)))
             }
         };
@@ -297,12 +297,9 @@ impl LocalZerobusBuilder {
         catalog.reopen(&self.tables).await?;
         let catalog = Arc::new(catalog);
         for (name, schema) in &self.tables {
-            catalog.create(name, Arc::clone(schema)).map_err(|status| {
-                ZerobusError::ConfigurationError(format!(
-                    "local Zerobus: table {name}: {}",
-                    status.message()
-                ))
-            })?;
+            catalog
+                .create(name, Arc::clone(schema))
+                .map_err(|status| LocalError::table(name, status.message()))?;
         }
         let shared = Arc::new(Shared {
             catalog,
@@ -364,13 +361,16 @@ async fn serve(
     settings: &LocalZerobusBuilder,
     shared: Arc<Shared>,
     port: u16,
-) -> Result<Running, ZerobusError> {
+) -> Result<Running, LocalError> {
+    let listen_error = |source| LocalError::Listen {
+        service: "gRPC",
+        port,
+        source,
+    };
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| ZerobusError::ConnectionError(format!("local Zerobus: bind: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ZerobusError::ConnectionError(format!("local Zerobus: address: {e}")))?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     let flight = FlightServiceServer::new(flight::Service {
         shared: Arc::clone(&shared),
     })
@@ -480,14 +480,16 @@ impl LocalZerobus {
     /// Every row landed in `table` so far, as one batch of the table's schema.
     ///
     /// # Errors
-    /// [`ZerobusError::ConfigurationError`] for an unknown table; I/O errors of the landing.
-    pub async fn read_table(&self, table: &str) -> Result<RecordBatch, ZerobusError> {
-        let t = self.shared.catalog.get(table).ok_or_else(|| {
-            ZerobusError::ConfigurationError(format!("local Zerobus: no table {table}"))
-        })?;
+    /// [`LocalError::UnknownTable`] for an unknown table; [`LocalError::Delta`] if the
+    /// Delta table cannot be read.
+    pub async fn read_table(&self, table: &str) -> Result<RecordBatch, LocalError> {
+        let t = self
+            .shared
+            .catalog
+            .get(table)
+            .ok_or_else(|| LocalError::UnknownTable(table.to_string()))?;
         let batches = t.read().await?;
-        arrow::compute::concat_batches(t.schema(), &batches)
-            .map_err(|e| ZerobusError::ConfigurationError(format!("local Zerobus: {e}")))
+        Ok(arrow::compute::concat_batches(t.schema(), &batches)?)
     }
 
     /// The Arrow schema of `table`, if it exists.
@@ -521,8 +523,8 @@ impl LocalZerobus {
     /// the same port, keeping what landed.
     ///
     /// # Errors
-    /// [`ZerobusError::ConnectionError`] if the port cannot be bound again.
-    pub async fn restart(&mut self) -> Result<(), ZerobusError> {
+    /// [`LocalError::Listen`] if the port cannot be bound again.
+    pub async fn restart(&mut self) -> Result<(), LocalError> {
         self.server.take().stop().await;
         self.http.take().stop().await;
         self.server = serve(

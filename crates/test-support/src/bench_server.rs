@@ -1,20 +1,47 @@
-//! The local server a bench talks to, shared by the benches that need one (`#[path]` module).
+//! The local server a bench talks to:
 //!
 //! - in the bench's own process and runtime (the default of `e2e`);
-//! - the `zerobus-local` binary of this build as a child process (`--landing none
-//!   --no-auth`, free ports), so the bench process's own CPU and memory are the client's;
-//! - a server already running elsewhere (`ZEROBUS_BENCH_ENDPOINT`).
+//! - in a child process (landing `none`, no auth, a free port), so the bench process's own
+//!   CPU and memory are the client's: the bench's own executable started again in server
+//!   mode (see [`serve_if_child`], which a bench's `main` calls first), so no other binary
+//!   needs to be built;
+//! - a server already running elsewhere (`ZEROBUS_BENCH_ENDPOINT`), e.g. `zerobus-local
+//!   --landing none --no-auth`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use arrow_zerobus_sdk_wrapper::local::{LocalZerobus, LocalZerobusBuilder};
+use zerobus_local::{Auth, Landing, LocalZerobus, LocalZerobusBuilder};
+
+/// Set on a child process started by [`BenchServer::child`]: it serves instead of running
+/// the bench.
+const CHILD_SERVER_VAR: &str = "ZEROBUS_BENCH_CHILD_SERVER";
+
+/// In a process started by [`BenchServer::child`], serves the local server (landing
+/// `none`, no auth, a free port) until killed, printing `endpoint: <url>`; elsewhere
+/// returns at once. Call it first in a bench's `main`.
+pub fn serve_if_child() {
+    if std::env::var_os(CHILD_SERVER_VAR).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let server = LocalZerobus::builder()
+            .landing(Landing::None)
+            .auth(Auth::Disabled)
+            .start()
+            .await
+            .expect("local server");
+        println!("endpoint: {}", server.endpoint());
+        std::future::pending::<()>().await;
+    });
+}
 
 /// The server a bench's contenders talk to; a child process is killed on drop.
 pub enum BenchServer {
     /// Kept alive for the run (taken by [`BenchServer::shutdown`]).
     InProcess(Option<Box<LocalZerobus>>),
-    /// The `zerobus-local` binary, started by the bench.
+    /// The bench's own executable in server mode, started by the bench.
     Child(Child),
     /// Started by someone else (`ZEROBUS_BENCH_ENDPOINT`).
     External,
@@ -29,7 +56,6 @@ impl Drop for BenchServer {
     }
 }
 
-#[allow(dead_code)] // each bench uses its own subset
 impl BenchServer {
     /// The server chosen by the environment: `ZEROBUS_BENCH_ENDPOINT` (external),
     /// `ZEROBUS_BENCH_SERVER=process` (child process), else `in_process` started here.
@@ -51,23 +77,16 @@ impl BenchServer {
         )
     }
 
-    /// Starts `zerobus-local --landing none --no-auth` on free ports and reads its
-    /// endpoint from the banner.
+    /// Starts this executable again as a server (see [`serve_if_child`]) and reads its
+    /// endpoint from what it prints.
     pub fn child() -> (Self, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zerobus-local"))
-            .args([
-                "--landing",
-                "none",
-                "--no-auth",
-                "--port",
-                "0",
-                "--http-port",
-                "0",
-            ])
+        let exe = std::env::current_exe().expect("the bench's own executable");
+        let mut child = Command::new(exe)
+            .env(CHILD_SERVER_VAR, "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start zerobus-local");
+            .expect("start the child server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let endpoint = lines
@@ -78,7 +97,7 @@ impl BenchServer {
                     .strip_prefix("endpoint:")
                     .map(|e| e.trim().to_string())
             })
-            .expect("zerobus-local printed its endpoint");
+            .expect("the child server printed its endpoint");
         // Keep reading the banner so the child never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         (BenchServer::Child(child), endpoint)

@@ -3,8 +3,8 @@
 //!
 //! It walks the Arrow arrays one value at a time with plain downcasts and applies the type
 //! mapping of `schema::types` by hand. It shares no code with the encoder: a disagreement
-//! between the two is a bug in one of them. Kept free of test-harness code because
-//! `benches/encode.rs` includes it as its baseline.
+//! between the two is a bug in one of them. The round-trip tests check the encoder against
+//! it; `benches/encode.rs` times it as its baseline.
 
 use std::collections::HashMap;
 

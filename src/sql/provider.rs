@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use ::datafusion::arrow::datatypes::SchemaRef;
-use ::datafusion::catalog::{Session, TableProvider};
-use ::datafusion::datasource::sink::DataSinkExec;
-use ::datafusion::error::{DataFusionError, Result};
-use ::datafusion::logical_expr::dml::InsertOp;
-use ::datafusion::logical_expr::{Expr, TableType};
-use ::datafusion::physical_plan::ExecutionPlan;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use async_trait::async_trait;
 
 use super::options::SinkOptions;
@@ -23,7 +23,7 @@ use crate::config::WrapperConfiguration;
 /// # async fn example() -> datafusion::error::Result<()> {
 /// use std::sync::Arc;
 /// use arrow::datatypes::{DataType, Field, Schema};
-/// use arrow_zerobus_sdk_wrapper::datafusion::ZerobusTableProvider;
+/// use arrow_zerobus_sdk_wrapper::sql::ZerobusTableProvider;
 /// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
 /// use datafusion::prelude::SessionContext;
 ///

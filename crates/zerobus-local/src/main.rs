@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use arrow_zerobus_sdk_wrapper::local::{Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID};
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
+use zerobus_local::{Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID};
 
 /// A local, Zerobus-compatible ingestion server for tests and development.
 ///
@@ -53,8 +53,8 @@ struct Args {
 
     /// Where received rows go: `delta` (acknowledged once committed), `memory` (kept until
     /// exit), `none` (counted and dropped, for client benchmarks).
-    #[arg(long, value_enum, default_value_t = Landing::Delta)]
-    landing: Landing,
+    #[arg(long, value_enum, default_value_t = LandingArg::Delta)]
+    landing: LandingArg,
 
     /// Lifetime of issued OAuth tokens, in seconds (sent to the client as `expires_in`).
     #[arg(long, value_name = "SECS", default_value_t = 3600,
@@ -80,13 +80,31 @@ struct Args {
     client_secret: Option<String>,
 }
 
+/// `--landing`: the library's [`Landing`], spelled for the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LandingArg {
+    Delta,
+    Memory,
+    None,
+}
+
+impl From<LandingArg> for Landing {
+    fn from(arg: LandingArg) -> Self {
+        match arg {
+            LandingArg::Delta => Landing::Delta,
+            LandingArg::Memory => Landing::Memory,
+            LandingArg::None => Landing::None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut builder = LocalZerobus::builder()
         .port(args.port)
         .http_port(args.http_port)
-        .landing(args.landing)
+        .landing(args.landing.into())
         .strict(args.strict)
         .token_ttl(Duration::from_secs(args.token_ttl))
         .auth(if args.no_auth {

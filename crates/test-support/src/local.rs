@@ -1,10 +1,9 @@
-//! Helpers shared by the integration tests that run against the local server.
-#![cfg(feature = "local")]
+//! Helpers for tests that run against the local server.
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
-use arrow_zerobus_sdk_wrapper::local::{Landing, LocalZerobus};
+use zerobus_local::{Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::{ZerobusError as SdkError, ZerobusSdk};
 
 /// The official SDK pointed at `server`'s gRPC and Unity Catalog endpoints: plaintext, no

@@ -1,4 +1,5 @@
-//! The rows of the end-to-end bench (`e2e.rs`), also encoded alone by `encode.rs`: id
+//! The rows of the end-to-end bench (`benches/e2e.rs`), also encoded alone by
+//! `benches/encode.rs` and decoded by the local server's decoder tests: id
 //! int64 (not null), name utf8 (10–40 characters), score float64, flag bool, timestamp µs
 //! UTC; every 10th value of the nullable columns is null (≈ 45 bytes of protobuf per row).
 

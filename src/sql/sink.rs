@@ -12,15 +12,15 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ::datafusion::arrow::array::RecordBatch;
-use ::datafusion::arrow::datatypes::SchemaRef;
-use ::datafusion::datasource::sink::DataSink;
-use ::datafusion::error::{DataFusionError, Result};
-use ::datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use ::datafusion::physical_plan::metrics::{
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
-use ::datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -82,7 +82,7 @@ pub(crate) fn nullable(schema: &SchemaRef) -> SchemaRef {
         .iter()
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
-    Arc::new(::datafusion::arrow::datatypes::Schema::new_with_metadata(
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
         fields,
         schema.metadata().clone(),
     ))

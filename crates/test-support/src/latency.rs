@@ -1,6 +1,6 @@
 //! A loopback TCP proxy that delays every byte by a fixed one-way latency in each
 //! direction, so a bench can put a network's round trip between the client and the local
-//! server (`#[path]` module).
+//! server.
 //!
 //! Bytes keep their order and bandwidth is not limited: each read is forwarded once its
 //! deadline (read time + latency) has passed, while later reads keep arriving, as on a

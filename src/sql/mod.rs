@@ -8,7 +8,7 @@
 //! INSERT INTO events SELECT id, name, ts FROM 'data.parquet';
 //! ```
 //!
-//! - [`ZerobusTableProvider`]: a write-only [`TableProvider`](::datafusion::catalog::TableProvider);
+//! - [`ZerobusTableProvider`]: a write-only [`TableProvider`](datafusion::catalog::TableProvider);
 //!   `INSERT INTO` plans a `DataSinkExec` over a [`ZerobusDataSink`], which streams the
 //!   input through [`ZerobusWrapper`](crate::ZerobusWrapper)s (the same encoder and
 //!   transport as every other entry point) and returns the number of rows that landed.
@@ -28,8 +28,8 @@ mod sink;
 
 use std::sync::Arc;
 
-use ::datafusion::execution::SessionStateBuilder;
-use ::datafusion::prelude::SessionContext;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
 
 pub use factory::{fetch_uc_schema, ZerobusTableProviderFactory, FACTORY_KEY};
 pub use failures::{

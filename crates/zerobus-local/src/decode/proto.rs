@@ -30,7 +30,7 @@ use prost_types::{DescriptorProto, FileDescriptorProto};
 use tonic::Status;
 
 use super::wire::{for_each_field, for_each_packed, Raw, WireType};
-use crate::local::canonical::{list_item, map_type};
+use crate::canonical::{list_item, map_type};
 
 /// The name given to a descriptor without one (as the SDK's `message_descriptor` does).
 const UNNAMED_MESSAGE: &str = "ZerobusDynamicMessage";
@@ -926,23 +926,18 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
     std::str::from_utf8(bytes(buf, raw)).map_err(|e| format!("invalid UTF-8: {e}"))
 }
 
-/// The e2e bench's rows, for the decoder tests and microbenchmark below.
-#[cfg(test)]
-#[path = "../../../benches/support/events.rs"]
-mod bench_events;
-
 #[cfg(test)]
 mod tests {
-    use super::bench_events as events;
     use super::*;
+    use zerobus_test_support::events;
     use arrow::array::{Int32Array, Int64Array};
     /// `batch` encoded by the wrapper's encoder, and a decoder for its schema, checked to
     /// decode the records back into `batch`.
     fn round_trip(batch: &RecordBatch) -> (Vec<Vec<u8>>, ProtoDecoder) {
         let schema = batch.schema();
         let ts =
-            Arc::new(crate::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
-        let enc = crate::encode::RowEncoder::new(Arc::clone(&ts))
+            Arc::new(arrow_zerobus_sdk_wrapper::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let enc = arrow_zerobus_sdk_wrapper::encode::RowEncoder::new(Arc::clone(&ts))
             .encode(batch)
             .unwrap();
         let records: Vec<Vec<u8>> = enc.records().map(|(_, r)| r.to_vec()).collect();

@@ -15,11 +15,10 @@ use super::canonical::canonical_schema;
 use super::dedup::SeenRows;
 use super::delta::{self, DeltaSettings, DeltaSink};
 use super::faults::Faults;
-use crate::error::ZerobusError;
+use crate::error::LocalError;
 
 /// Where the server puts the rows it receives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "local", derive(clap::ValueEnum))]
 pub enum Landing {
     /// One Delta table per Zerobus table under `<data_dir>/<catalog>/<schema>/<table>`;
     /// rows are acknowledged once their commit is written.
@@ -64,7 +63,7 @@ pub(crate) trait Sink: Send + Sync + Debug {
     /// Stores `batch`; the returned [`Commit`] resolves when it is durable.
     fn submit(&self, batch: RecordBatch) -> Commit;
     /// Everything durable so far, in commit order.
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>>;
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>>;
     /// Makes everything submitted so far durable (or failed) now; resolves once done.
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
@@ -83,7 +82,7 @@ impl Sink for MemorySink {
         committed(Ok(()))
     }
 
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>> {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
         let batches = lock(&self.batches).clone();
         Box::pin(async move { Ok(batches) })
     }
@@ -98,7 +97,7 @@ impl Sink for NoneSink {
         committed(Ok(()))
     }
 
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>> {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 }
@@ -190,7 +189,7 @@ impl Table {
         *lock(&self.counters)
     }
 
-    pub(crate) async fn read(&self) -> Result<Vec<RecordBatch>, ZerobusError> {
+    pub(crate) async fn read(&self) -> Result<Vec<RecordBatch>, LocalError> {
         self.sink.read().await
     }
 }
@@ -283,20 +282,19 @@ impl Catalog {
     /// canonical form of its Delta schema (what delta-kernel reads it back as).
     ///
     /// # Errors
-    /// [`ZerobusError::ConfigurationError`] if a table cannot be loaded or does not match
-    /// its declared schema; I/O errors listing the data directory.
+    /// [`LocalError::Table`] if a table does not match its declared schema,
+    /// [`LocalError::Delta`] if one cannot be loaded, [`LocalError::Io`] if the data
+    /// directory cannot be listed.
     pub(crate) async fn reopen(
         &self,
         declared: &[(String, SchemaRef)],
-    ) -> Result<(), ZerobusError> {
+    ) -> Result<(), LocalError> {
         if self.landing != Landing::Delta {
             return Ok(());
         }
         for found in delta::find_tables(&self.data_dir).await? {
             let name = found.name;
-            let failed = |e: String| {
-                ZerobusError::ConfigurationError(format!("local Zerobus: table {name}: {e}"))
-            };
+            let failed = |e: String| LocalError::table(&name, e);
             let schema = match declared.iter().find(|(n, _)| *n == name) {
                 Some((_, declared)) => {
                     let schema =

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ::datafusion::error::{DataFusionError, Result};
+use datafusion::error::{DataFusionError, Result};
 
 use crate::config::{FlightCompression, TransportKind, WrapperConfiguration};
 

@@ -26,16 +26,19 @@ use tokio::sync::oneshot;
 use super::catalog::validate_table_name;
 use super::uc::UcTable;
 use super::{Running, Shared};
-use crate::error::ZerobusError;
+use crate::error::LocalError;
 
 /// Binds `127.0.0.1:port` and serves the HTTP endpoints until stopped.
-pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, ZerobusError> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-        ZerobusError::ConnectionError(format!("local Zerobus: bind HTTP port {port}: {e}"))
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ZerobusError::ConnectionError(format!("local Zerobus: address: {e}")))?;
+pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, LocalError> {
+    let listen_error = |source| LocalError::Listen {
+        service: "HTTP",
+        port,
+        source,
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, router(shared))

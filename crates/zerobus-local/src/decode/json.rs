@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
 use tonic::Status;
 
-use crate::local::canonical::canonical_schema;
+use crate::canonical::canonical_schema;
 
 /// Decodes JSON records (one object per record).
 #[derive(Debug, Default)]

@@ -33,7 +33,7 @@ use tonic::Status;
 
 use super::canonical::conform;
 use super::catalog::{Commit, Sink};
-use crate::error::ZerobusError;
+use crate::error::LocalError;
 
 /// The default longest wait between the first row of a group and its commit: 200 ms.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
@@ -149,22 +149,18 @@ pub(crate) struct Found {
 ///
 /// # Errors
 /// The directory cannot be listed, or a table found cannot be loaded.
-pub(crate) async fn find_tables(data_dir: &Path) -> Result<Vec<Found>, ZerobusError> {
+pub(crate) async fn find_tables(data_dir: &Path) -> Result<Vec<Found>, LocalError> {
     let mut found = Vec::new();
     for dir in table_dirs(data_dir)? {
         let Some(name) = table_name(data_dir, &dir) else {
             continue;
         };
-        let failed =
-            |e: String| ZerobusError::ConfigurationError(format!("Delta table {name}: {e}"));
-        let url = deltalake::ensure_table_uri(dir.to_string_lossy())
-            .map_err(|e| failed(e.to_string()))?;
-        let table = deltalake::open_table(url)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let failed = |e: deltalake::DeltaTableError| LocalError::delta(&name, e);
+        let url = deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(failed)?;
+        let table = deltalake::open_table(url).await.map_err(failed)?;
         let schema = table
             .snapshot()
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?
             .schema()
             .as_ref()
             .clone();
@@ -178,7 +174,7 @@ pub(crate) async fn find_tables(data_dir: &Path) -> Result<Vec<Found>, ZerobusEr
 }
 
 /// `<c>/<s>/<t>` directories under `data_dir` that hold a `_delta_log`, sorted.
-fn table_dirs(data_dir: &Path) -> Result<Vec<PathBuf>, ZerobusError> {
+fn table_dirs(data_dir: &Path) -> Result<Vec<PathBuf>, LocalError> {
     let mut dirs = vec![data_dir.to_path_buf()];
     for _level in 0..3 {
         let mut next = Vec::new();
@@ -192,7 +188,7 @@ fn table_dirs(data_dir: &Path) -> Result<Vec<PathBuf>, ZerobusError> {
     Ok(dirs)
 }
 
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, ZerobusError> {
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LocalError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -208,11 +204,8 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, ZerobusError> {
     Ok(dirs)
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> ZerobusError {
-    ZerobusError::IoError {
-        path: path.to_path_buf(),
-        source: Arc::new(e),
-    }
+fn io_error(path: &Path, e: std::io::Error) -> LocalError {
+    LocalError::io(path, e)
 }
 
 /// `catalog.schema.table` for `<data_dir>/<catalog>/<schema>/<table>`.
@@ -343,18 +336,13 @@ impl Sink for DeltaSink {
         rx
     }
 
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, ZerobusError>> {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
         Box::pin(async move {
-            let failed = |e: String| {
-                ZerobusError::ConfigurationError(format!(
-                    "local Zerobus: Delta table {}: {e}",
-                    self.dir.display()
-                ))
-            };
+            let failed = |e: String| LocalError::delta(self.dir.display().to_string(), e);
             let table = self.snapshot().await.map_err(failed)?;
             let files: Vec<String> = table
                 .get_file_uris()
-                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| LocalError::delta(self.dir.display().to_string(), e))?
                 .collect();
             let (dir, schema) = (self.dir.clone(), Arc::clone(&self.schema));
             tokio::task::spawn_blocking(move || read_files(&dir, files, &schema))

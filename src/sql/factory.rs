@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use ::datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use ::datafusion::error::{DataFusionError, Result};
-use ::datafusion::logical_expr::CreateExternalTable;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::CreateExternalTable;
 use async_trait::async_trait;
 use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
 use databricks_zerobus_ingest_sdk::DefaultTokenFactory;
