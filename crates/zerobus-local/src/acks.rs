@@ -8,8 +8,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
-use super::catalog::{Commit, Table};
-use super::faults::Faults;
+use crate::catalog::Table;
+use crate::faults::Faults;
+use crate::landing::Commit;
 
 /// One request message on its way to an acknowledgement.
 pub(crate) struct Pending {

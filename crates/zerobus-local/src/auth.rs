@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -30,6 +30,7 @@ pub(crate) fn generate_secret() -> SecretString {
 
 /// Whether the local server checks bearer tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Auth {
     /// Every request is accepted, with or without an `authorization` header (use the SDK's
     /// `.no_auth()`). The token endpoint still answers, and issues tokens to any client.
@@ -105,7 +106,7 @@ impl Authenticator {
     }
 
     fn state(&self) -> MutexGuard<'_, TokenState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.state)
     }
 
     /// Whether tokens are checked.

@@ -1,37 +1,25 @@
 //! The server's tables: their Arrow schemas, where their rows land, and their counters.
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use futures::future::BoxFuture;
-use tokio::sync::oneshot;
 use tonic::Status;
 
-use super::canonical::canonical_schema;
-use super::dedup::SeenRows;
-use super::delta::{self, DeltaSettings, DeltaSink};
-use super::faults::Faults;
+use crate::canonical::canonical_schema;
+use crate::dedup::SeenRows;
 use crate::error::LocalError;
-
-/// Where the server puts the rows it receives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Landing {
-    /// One Delta table per Zerobus table under `<data_dir>/<catalog>/<schema>/<table>`;
-    /// rows are acknowledged once their commit is written.
-    #[default]
-    Delta,
-    /// Kept in memory for the life of the server; acknowledged once stored.
-    Memory,
-    /// Counted, then dropped; acknowledged at once (for client-side benchmarks).
-    None,
-}
+use crate::faults::Faults;
+use crate::landing::delta::{self, DeltaSettings, DeltaSink};
+use crate::landing::{Commit, Landing, MemorySink, NoneSink, Sink};
+use crate::lock;
+use crate::names::validate_table_name;
 
 /// Record counts of one table, over every stream that wrote to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// Records received (decoded and handed to the landing).
     pub received: u64,
@@ -53,64 +41,6 @@ pub struct Counters {
     pub flight_batches_lz4: u64,
     /// Arrow Flight record batches received with ZSTD IPC body compression.
     pub flight_batches_zstd: u64,
-}
-
-/// Resolves once the rows handed to [`Table::submit`] are durable.
-pub(crate) type Commit = oneshot::Receiver<Result<(), String>>;
-
-/// One landing of one table. `submit` is called in arrival order and must keep it.
-pub(crate) trait Sink: Send + Sync + Debug {
-    /// Stores `batch`; the returned [`Commit`] resolves when it is durable.
-    fn submit(&self, batch: RecordBatch) -> Commit;
-    /// Everything durable so far, in commit order.
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>>;
-    /// Makes everything submitted so far durable (or failed) now; resolves once done.
-    fn flush(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-}
-
-/// Rows kept in memory: durable as soon as they are stored.
-#[derive(Debug, Default)]
-pub(crate) struct MemorySink {
-    batches: Mutex<Vec<RecordBatch>>,
-}
-
-impl Sink for MemorySink {
-    fn submit(&self, batch: RecordBatch) -> Commit {
-        lock(&self.batches).push(batch);
-        committed(Ok(()))
-    }
-
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
-        let batches = lock(&self.batches).clone();
-        Box::pin(async move { Ok(batches) })
-    }
-}
-
-/// Rows dropped on arrival.
-#[derive(Debug, Default)]
-pub(crate) struct NoneSink;
-
-impl Sink for NoneSink {
-    fn submit(&self, _batch: RecordBatch) -> Commit {
-        committed(Ok(()))
-    }
-
-    fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-}
-
-/// A [`Commit`] that has already resolved.
-pub(crate) fn committed(result: Result<(), String>) -> Commit {
-    let (tx, rx) = oneshot::channel();
-    let _ = tx.send(result);
-    rx
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One table of the server.
@@ -285,10 +215,7 @@ impl Catalog {
     /// [`LocalError::Table`] if a table does not match its declared schema,
     /// [`LocalError::Delta`] if one cannot be loaded, [`LocalError::Io`] if the data
     /// directory cannot be listed.
-    pub(crate) async fn reopen(
-        &self,
-        declared: &[(String, SchemaRef)],
-    ) -> Result<(), LocalError> {
+    pub(crate) async fn reopen(&self, declared: &[(String, SchemaRef)]) -> Result<(), LocalError> {
         if self.landing != Landing::Delta {
             return Ok(());
         }
@@ -386,32 +313,4 @@ fn insert(
     });
     tables.insert(name.to_string(), Arc::clone(&table));
     table
-}
-
-/// Accepts `catalog.schema.table` with three non-empty parts (no path separators: each
-/// part names a directory of the Delta landing).
-pub(crate) fn validate_table_name(table: &str) -> Result<(), Status> {
-    let parts: Vec<&str> = table.split('.').collect();
-    let valid_part = |p: &&str| !p.is_empty() && !p.contains(['/', '\\', '\0']);
-    if parts.len() == 3 && parts.iter().all(valid_part) {
-        Ok(())
-    } else {
-        Err(Status::invalid_argument(format!(
-            "invalid table name {table:?}: expected catalog.schema.table"
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names() {
-        assert!(validate_table_name("a.b.c").is_ok());
-        for bad in ["", "a.b", "a..c", "a.b.c.d", ".b.c", "a.b./etc", "a.b\\c.d"] {
-            let err = validate_table_name(bad).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
-        }
-    }
 }

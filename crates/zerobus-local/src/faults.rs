@@ -1,6 +1,6 @@
 //! Fault injection: per-table switches that tests flip at run time.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
@@ -43,7 +43,7 @@ pub(crate) enum RecordFault {
 
 impl Faults {
     fn state(&self) -> MutexGuard<'_, FaultState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.state)
     }
 
     /// The next `times` stream creations fail with `code`.

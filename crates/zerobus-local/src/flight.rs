@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::decode::{DecodedFlightData, DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
@@ -24,13 +24,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::acks::{AckTask, Pending};
-use super::canonical::conform;
-use super::catalog::Table;
-use super::faults::{Faults, RecordFault};
-use super::flight_schema::check_schema;
-use super::respond::{self, respond_in_task};
-use super::Shared;
+use crate::acks::Acked;
+use crate::canonical::conform;
+use crate::catalog::Table;
+use crate::faults::Faults;
+use crate::flight_schema::check_schema;
+use crate::inbound::{self, Protocol, Stored};
+use crate::names::validate_table_name;
+use crate::respond::{self, respond_in_task};
+use crate::Shared;
 
 /// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
 const TABLE_HEADER: &str = "x-databricks-zerobus-table-name";
@@ -69,7 +71,10 @@ impl FlightService for Service {
             "Flight stream",
             |tx| async move {
                 match open(&shared, &metadata, inbound, &tx).await? {
-                    Some(stream) => stream.run(&tx).await,
+                    Some(stream) => {
+                        let faults = Arc::clone(&stream.faults);
+                        inbound::serve(stream, shared.stream_lifetime, faults, &tx).await
+                    }
                     None => Ok(()),
                 }
             },
@@ -203,7 +208,6 @@ async fn send(tx: &ResponseSender, metadata: AckMetadata) -> bool {
 
 /// A DoPut call past its schema message and ready signal.
 struct OpenStream {
-    shared: Arc<Shared>,
     decoder: FlightDataDecoder,
     table: Arc<Table>,
     faults: Arc<Faults>,
@@ -223,7 +227,7 @@ async fn open(
         .to_str()
         .map_err(|_| Status::invalid_argument(format!("header {TABLE_HEADER} is not ASCII")))?
         .to_string();
-    super::catalog::validate_table_name(&table_name)?;
+    validate_table_name(&table_name)?;
     shared.auth.check(metadata, &table_name)?;
     let faults = shared.catalog.faults(&table_name);
     faults.on_create()?;
@@ -249,105 +253,72 @@ async fn open(
         return Ok(None);
     }
     Ok(Some(OpenStream {
-        shared: Arc::clone(shared),
         decoder,
         table,
         faults,
     }))
 }
 
-impl OpenStream {
-    /// Stores and acknowledges batches until the client half-closes.
-    async fn run(mut self, tx: &ResponseSender) -> Result<(), Status> {
-        let acks = spawn_acks(Arc::clone(&self.faults), tx.clone());
-        let result = self.receive(tx, &acks).await;
-        // Half-close: every outstanding ack goes out before the response ends with OK.
-        acks.finish(result.is_ok()).await;
-        result
+impl Protocol for OpenStream {
+    type Message = DecodedFlightData;
+    type Response = PutResult;
+
+    async fn next(&mut self) -> Option<Result<DecodedFlightData, Status>> {
+        self.decoder
+            .next()
+            .await
+            .map(|data| data.map_err(flight_status))
     }
 
-    async fn receive(&mut self, tx: &ResponseSender, acks: &AckTask) -> Result<(), Status> {
-        let mut expected_offset: i64 = 0;
-        let lifetime = tokio::time::sleep(self.shared.stream_lifetime);
-        tokio::pin!(lifetime);
-        let mut lifetime_signalled = false;
-        loop {
-            let data = tokio::select! {
-                data = self.decoder.next() => data,
-                () = &mut lifetime, if !lifetime_signalled => {
-                    lifetime_signalled = true;
-                    if !send(tx, AckMetadata::close()).await {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            // `None`: the client half-closed (close() or before a reconnect).
-            let Some(data) = data else {
-                return Ok(());
-            };
-            let data = data.map_err(flight_status)?;
-            let batch = match data.payload {
-                DecodedPayload::RecordBatch(batch) => batch,
-                DecodedPayload::None => continue,
-                DecodedPayload::Schema(_) => {
-                    return Err(Status::invalid_argument("schema sent twice on one DoPut"))
-                }
-            };
-            self.table
-                .count_flight_compression(body_compression(&data.inner.data_header));
-            let offset_id = serde_json::from_slice::<BatchMetadata>(&data.inner.app_metadata)
-                .map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "record batch app_metadata is not {{\"offset_id\":N}}: {e}"
-                    ))
-                })?
-                .offset_id;
-            if offset_id != expected_offset {
-                return Err(Status::invalid_argument(format!(
-                    "offset_id {offset_id} out of order: expected {expected_offset}"
-                )));
-            }
-            expected_offset += 1;
-            let rows = batch.num_rows() as u64;
-            let batch = conform(&batch, self.table.schema())?;
-            self.faults.check_batch(&batch)?;
-            self.table.count_duplicates_in(&batch);
-            acks.push(Pending {
-                offset_id,
-                rows,
-                table: Arc::clone(&self.table),
-                commit: self.table.submit(batch),
-            });
-            match self.faults.after_records(rows) {
-                RecordFault::None => {}
-                RecordFault::Fail(status) => return Err(status),
-                RecordFault::Close => {
-                    if !send(tx, AckMetadata::close()).await {
-                        return Ok(());
-                    }
-                }
+    fn offset(&self, data: &DecodedFlightData) -> Result<Option<i64>, Status> {
+        match data.payload {
+            DecodedPayload::RecordBatch(_) => {}
+            DecodedPayload::None => return Ok(None),
+            DecodedPayload::Schema(_) => {
+                return Err(Status::invalid_argument("schema sent twice on one DoPut"))
             }
         }
+        let metadata =
+            serde_json::from_slice::<BatchMetadata>(&data.inner.app_metadata).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "record batch app_metadata is not {{\"offset_id\":N}}: {e}"
+                ))
+            })?;
+        Ok(Some(metadata.offset_id))
     }
-}
 
-/// The call's ack task: `{"ack_up_to_offset":N,"ack_up_to_records":R}` per durable batch.
-fn spawn_acks(faults: Arc<Faults>, tx: ResponseSender) -> AckTask {
-    AckTask::spawn(faults, move |outcome| {
-        let tx = tx.clone();
-        async move {
-            let response = outcome.map(|acked| {
-                AckMetadata {
-                    ack_up_to_offset: acked.offset_id,
-                    ack_up_to_records: acked.records,
-                    close_stream_duration_ms: None,
-                }
-                .into_put_result()
-            });
-            tx.send(response).await.is_ok()
+    /// Casts one record batch (its offset already checked) to the table's types and hands
+    /// it to the landing.
+    fn store(&mut self, data: DecodedFlightData) -> Result<Stored, Status> {
+        let DecodedPayload::RecordBatch(batch) = data.payload else {
+            unreachable!("offset() accepts record batches only")
+        };
+        self.table
+            .count_flight_compression(body_compression(&data.inner.data_header));
+        let rows = batch.num_rows() as u64;
+        let batch = conform(&batch, self.table.schema())?;
+        self.faults.check_batch(&batch)?;
+        self.table.count_duplicates_in(&batch);
+        Ok(Stored {
+            rows,
+            table: Arc::clone(&self.table),
+            commit: self.table.submit(batch),
+        })
+    }
+
+    fn close_signal() -> PutResult {
+        AckMetadata::close().into_put_result()
+    }
+
+    /// `{"ack_up_to_offset":N,"ack_up_to_records":R}`.
+    fn ack(acked: Acked) -> PutResult {
+        AckMetadata {
+            ack_up_to_offset: acked.offset_id,
+            ack_up_to_records: acked.records,
+            close_stream_duration_ms: None,
         }
-    })
+        .into_put_result()
+    }
 }
 
 /// A decoding failure as the client should see it: bad IPC data is the client's fault

@@ -1,24 +1,29 @@
 //! The `databricks.zerobus.Zerobus` gRPC service: EphemeralStream.
 
+use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
-    self as pb, ephemeral_stream_response, RecordType,
+    self as pb, ephemeral_stream_response, zerobus_server, RecordType,
 };
 use prost::Message;
 use prost_types::DescriptorProto;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::{http, Body, BoxFuture, Context, Poll, StdError};
+use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::acks::{AckTask, Pending};
-use super::catalog::Table;
-use super::decode::{JsonDecoder, ProtoDecoder};
-use super::faults::{Faults, RecordFault};
-use super::ingest::{self, EphemeralStreamRequest, Payload, RecordSpans};
-use super::respond::{self, respond_in_task};
-use super::Shared;
+use crate::acks::Acked;
+use crate::catalog::Table;
+use crate::decode::{JsonDecoder, ProtoDecoder};
+use crate::faults::Faults;
+use crate::inbound::{self, Protocol, Stored};
+use crate::ingest::{self, EphemeralStreamRequest, IngestCodec, Payload, RecordSpans};
+use crate::names::validate_table_name;
+use crate::respond::{self, respond_in_task};
+use crate::Shared;
 
 /// How long a client may take to finish after a CloseStreamSignal.
 const CLOSE_GRACE: Duration = Duration::from_secs(30);
@@ -47,7 +52,10 @@ impl Service {
         let shared = Arc::clone(&self.shared);
         Response::new(respond_in_task("stream", |tx| async move {
             match open(&shared, &metadata, inbound, &tx).await? {
-                Some(stream) => stream.run(&tx).await,
+                Some(stream) => {
+                    let faults = Arc::clone(&stream.faults);
+                    inbound::serve(stream, shared.stream_lifetime, faults, &tx).await
+                }
                 None => Ok(()),
             }
         }))
@@ -87,7 +95,7 @@ async fn open(
         ));
     };
     let table_name = create.table_name.clone().unwrap_or_default();
-    super::catalog::validate_table_name(&table_name)?;
+    validate_table_name(&table_name)?;
     shared.auth.check(metadata, &table_name)?;
     let faults = shared.catalog.faults(&table_name);
     faults.on_create()?;
@@ -154,65 +162,18 @@ fn record_type(create: &pb::CreateIngestStreamRequest) -> Result<RecordType, Sta
     }
 }
 
-impl OpenStream {
-    /// Stores and acknowledges records until the client half-closes.
-    async fn run(mut self, tx: &ResponseSender) -> Result<(), Status> {
-        let acks = spawn_acks(Arc::clone(&self.faults), tx.clone());
-        let result = self.receive(tx, &acks).await;
-        // Half-close: every outstanding ack goes out before the response ends with OK.
-        acks.finish(result.is_ok()).await;
-        result
+impl Protocol for OpenStream {
+    type Message = EphemeralStreamRequest;
+    type Response = pb::EphemeralStreamResponse;
+
+    async fn next(&mut self) -> Option<Result<EphemeralStreamRequest, Status>> {
+        self.inbound.message().await.transpose()
     }
 
-    async fn receive(&mut self, tx: &ResponseSender, acks: &AckTask) -> Result<(), Status> {
-        let mut expected_offset: i64 = 0;
-        let lifetime = tokio::time::sleep(self.shared.stream_lifetime);
-        tokio::pin!(lifetime);
-        let mut lifetime_signalled = false;
-        loop {
-            let request = tokio::select! {
-                request = self.inbound.message() => request?,
-                () = &mut lifetime, if !lifetime_signalled => {
-                    lifetime_signalled = true;
-                    if !send(tx, close_signal()).await {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            // `None`: the client half-closed (close() or before a reconnect).
-            let Some(request) = request else {
-                return Ok(());
-            };
-            let (offset_id, rows) = self.store(request, acks)?;
-            if offset_id != expected_offset {
-                return Err(Status::invalid_argument(format!(
-                    "offset_id {offset_id} out of order: expected {expected_offset}"
-                )));
-            }
-            expected_offset += 1;
-            match self.faults.after_records(rows) {
-                RecordFault::None => {}
-                RecordFault::Fail(status) => return Err(status),
-                RecordFault::Close => {
-                    if !send(tx, close_signal()).await {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Decodes one request message and hands its rows to the landing; returns its
-    /// offset and row count.
-    fn store(
-        &mut self,
-        request: EphemeralStreamRequest,
-        acks: &AckTask,
-    ) -> Result<(i64, u64), Status> {
-        let (offset_id, records) = match request.payload {
-            Some(Payload::IngestRecord(r)) => (r.offset_id, single_record(r.record)?),
-            Some(Payload::IngestRecordBatch(b)) => (b.offset_id, batch_records(b.batch)?),
+    fn offset(&self, request: &EphemeralStreamRequest) -> Result<Option<i64>, Status> {
+        let offset_id = match &request.payload {
+            Some(Payload::IngestRecord(r)) => r.offset_id,
+            Some(Payload::IngestRecordBatch(b)) => b.offset_id,
             Some(Payload::CreateStream(_)) => {
                 return Err(Status::invalid_argument(
                     "create_stream sent twice on one EphemeralStream",
@@ -220,7 +181,19 @@ impl OpenStream {
             }
             None => return Err(Status::invalid_argument("empty EphemeralStream request")),
         };
-        let offset_id = offset_id.ok_or_else(|| Status::invalid_argument("missing offset_id"))?;
+        offset_id
+            .map(Some)
+            .ok_or_else(|| Status::invalid_argument("missing offset_id"))
+    }
+
+    /// Decodes one request message (its offset already checked) and hands its rows to
+    /// the landing.
+    fn store(&mut self, request: EphemeralStreamRequest) -> Result<Stored, Status> {
+        let records = match request.payload {
+            Some(Payload::IngestRecord(r)) => single_record(r.record)?,
+            Some(Payload::IngestRecordBatch(b)) => batch_records(b.batch)?,
+            _ => unreachable!("offset() accepts ingest requests only"),
+        };
         self.faults.check_records(records.iter())?;
         let batch = match (&self.format, records) {
             (Format::Proto(decoder), Records::Proto(records)) => {
@@ -251,31 +224,29 @@ impl OpenStream {
         let table = Arc::clone(self.table.as_ref().expect("opened above"));
         let rows = batch.num_rows() as u64;
         let commit = table.submit(batch);
-        acks.push(Pending {
-            offset_id,
+        Ok(Stored {
             rows,
             table,
             commit,
-        });
-        Ok((offset_id, rows))
+        })
     }
-}
 
-/// The stream's ack task: `durability_ack_up_to_offset` per durable request message.
-fn spawn_acks(faults: Arc<Faults>, tx: ResponseSender) -> AckTask {
-    AckTask::spawn(faults, move |outcome| {
-        let tx = tx.clone();
-        async move {
-            let response = outcome.map(|acked| pb::EphemeralStreamResponse {
-                payload: Some(ephemeral_stream_response::Payload::IngestRecordResponse(
-                    pb::IngestRecordResponse {
-                        durability_ack_up_to_offset: Some(acked.offset_id),
-                    },
-                )),
-            });
-            tx.send(response).await.is_ok()
+    fn close_signal() -> pb::EphemeralStreamResponse {
+        pb::EphemeralStreamResponse {
+            payload: Some(close_signal()),
         }
-    })
+    }
+
+    /// `durability_ack_up_to_offset`.
+    fn ack(acked: Acked) -> pb::EphemeralStreamResponse {
+        pb::EphemeralStreamResponse {
+            payload: Some(ephemeral_stream_response::Payload::IngestRecordResponse(
+                pb::IngestRecordResponse {
+                    durability_ack_up_to_offset: Some(acked.offset_id),
+                },
+            )),
+        }
+    }
 }
 
 fn close_signal() -> ephemeral_stream_response::Payload {
@@ -343,4 +314,79 @@ async fn send(tx: &ResponseSender, payload: ephemeral_stream_response::Payload) 
     }))
     .await
     .is_ok()
+}
+
+/// The `databricks.zerobus.Zerobus` gRPC service, routed as the generated
+/// `ZerobusServer` routes it, with `EphemeralStream` decoded by [`IngestCodec`].
+#[derive(Clone)]
+pub(crate) struct ZerobusService {
+    service: Arc<Service>,
+    max_decoding_message_size: usize,
+}
+
+impl ZerobusService {
+    /// Serves `service`, refusing inbound messages over `max_decoding_message_size` bytes.
+    pub(crate) fn new(service: Service, max_decoding_message_size: usize) -> Self {
+        Self {
+            service: Arc::new(service),
+            max_decoding_message_size,
+        }
+    }
+}
+
+impl NamedService for ZerobusService {
+    const NAME: &'static str = zerobus_server::SERVICE_NAME;
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for ZerobusService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let unimplemented = |message: &str| {
+            let response = Status::unimplemented(message).into_http();
+            Box::pin(async move { Ok(response) }) as Self::Future
+        };
+        match request.uri().path() {
+            "/databricks.zerobus.Zerobus/EphemeralStream" => {
+                let method = EphemeralStream(Arc::clone(&self.service));
+                let max = self.max_decoding_message_size;
+                Box::pin(async move {
+                    let mut grpc =
+                        Grpc::new(IngestCodec).apply_max_message_size_config(Some(max), None);
+                    Ok(grpc.streaming(method, request).await)
+                })
+            }
+            "/databricks.zerobus.Zerobus/PersistentStream" => {
+                unimplemented("PersistentStream is not implemented by the local Zerobus server")
+            }
+            "/databricks.zerobus.Zerobus/RetireStream" => {
+                unimplemented("RetireStream is not implemented by the local Zerobus server")
+            }
+            _ => unimplemented(""),
+        }
+    }
+}
+
+/// The `EphemeralStream` method.
+struct EphemeralStream(Arc<Service>);
+
+impl StreamingService<EphemeralStreamRequest> for EphemeralStream {
+    type Response = pb::EphemeralStreamResponse;
+    type ResponseStream = EphemeralStreamStream;
+    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Streaming<EphemeralStreamRequest>>) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move { Ok(service.ephemeral_stream(request)) })
+    }
 }

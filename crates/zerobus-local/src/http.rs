@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::catalog::validate_table_name;
+use super::names::validate_table_name;
 use super::uc::UcTable;
 use super::{Running, Shared};
 use crate::error::LocalError;

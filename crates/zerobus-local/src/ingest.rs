@@ -5,24 +5,17 @@
 //! one fresh `Vec<u8>` per record (an allocation, a copy and a free per record: 13 % of
 //! the CPU of a 10 MB ingest in the e2e bench). Here the request is decoded into the same
 //! messages with `bytes::Bytes` fields instead, so each record is a slice of the buffer
-//! the request arrived in ([`IngestCodec`]), and [`ZerobusService`] routes the service's
-//! methods as the generated server does: `EphemeralStream` through that codec, the others
-//! answered `UNIMPLEMENTED`.
+//! the request arrived in ([`IngestCodec`]); the gRPC service (`crate::grpc`) routes
+//! `EphemeralStream` through that codec.
 
-use std::convert::Infallible;
 use std::ops::Range;
-use std::sync::Arc;
 
-use databricks_zerobus_ingest_sdk::databricks::zerobus::{self as pb, zerobus_server};
+use databricks_zerobus_ingest_sdk::databricks::zerobus as pb;
 use prost::bytes::{Buf, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
-use tonic::server::{Grpc, NamedService, StreamingService};
-use tonic::{Status, Streaming};
-
-use super::grpc;
+use tonic::Status;
 
 /// An `EphemeralStreamRequest` (the same fields and numbers) whose records are slices of
 /// the received message.
@@ -208,81 +201,6 @@ impl Decoder for IngestCodec {
             .map(Some)
             // As tonic's prost codec maps a malformed message.
             .map_err(|e| Status::internal(e.to_string()))
-    }
-}
-
-/// The `databricks.zerobus.Zerobus` gRPC service, routed as the generated
-/// `ZerobusServer` routes it, with `EphemeralStream` decoded by [`IngestCodec`].
-#[derive(Clone)]
-pub(crate) struct ZerobusService {
-    service: Arc<grpc::Service>,
-    max_decoding_message_size: usize,
-}
-
-impl ZerobusService {
-    /// Serves `service`, refusing inbound messages over `max_decoding_message_size` bytes.
-    pub(crate) fn new(service: grpc::Service, max_decoding_message_size: usize) -> Self {
-        Self {
-            service: Arc::new(service),
-            max_decoding_message_size,
-        }
-    }
-}
-
-impl NamedService for ZerobusService {
-    const NAME: &'static str = zerobus_server::SERVICE_NAME;
-}
-
-impl<B> Service<http::Request<B>> for ZerobusService
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let unimplemented = |message: &str| {
-            let response = Status::unimplemented(message).into_http();
-            Box::pin(async move { Ok(response) }) as Self::Future
-        };
-        match request.uri().path() {
-            "/databricks.zerobus.Zerobus/EphemeralStream" => {
-                let method = EphemeralStream(Arc::clone(&self.service));
-                let max = self.max_decoding_message_size;
-                Box::pin(async move {
-                    let mut grpc =
-                        Grpc::new(IngestCodec).apply_max_message_size_config(Some(max), None);
-                    Ok(grpc.streaming(method, request).await)
-                })
-            }
-            "/databricks.zerobus.Zerobus/PersistentStream" => {
-                unimplemented("PersistentStream is not implemented by the local Zerobus server")
-            }
-            "/databricks.zerobus.Zerobus/RetireStream" => {
-                unimplemented("RetireStream is not implemented by the local Zerobus server")
-            }
-            _ => unimplemented(""),
-        }
-    }
-}
-
-/// The `EphemeralStream` method.
-struct EphemeralStream(Arc<grpc::Service>);
-
-impl StreamingService<EphemeralStreamRequest> for EphemeralStream {
-    type Response = pb::EphemeralStreamResponse;
-    type ResponseStream = grpc::EphemeralStreamStream;
-    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: tonic::Request<Streaming<EphemeralStreamRequest>>) -> Self::Future {
-        let service = Arc::clone(&self.0);
-        Box::pin(async move { Ok(service.ephemeral_stream(request)) })
     }
 }
 

@@ -71,21 +71,23 @@ mod canonical;
 mod catalog;
 mod decode;
 mod dedup;
-mod delta;
 mod error;
 mod faults;
 mod flight;
 mod flight_schema;
 mod grpc;
 mod http;
+mod inbound;
 mod ingest;
+mod landing;
+mod names;
 mod respond;
 mod uc;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -98,15 +100,17 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL};
-pub use catalog::{Counters, Landing};
-pub use delta::{DEFAULT_COMMIT_INTERVAL, DEFAULT_COMMIT_MAX_BYTES, DEFAULT_COMMIT_MAX_ROWS};
+pub use catalog::Counters;
 pub use error::{LocalError, Result};
 pub use faults::Faults;
+pub use landing::delta::{
+    DEFAULT_COMMIT_INTERVAL, DEFAULT_COMMIT_MAX_BYTES, DEFAULT_COMMIT_MAX_ROWS,
+};
+pub use landing::Landing;
 
 use auth::Authenticator;
 use catalog::Catalog;
-use delta::DeltaSettings;
-
+use landing::delta::DeltaSettings;
 
 /// The default limit on one inbound gRPC message: 32 MiB.
 ///
@@ -376,7 +380,7 @@ async fn serve(
     })
     .max_decoding_message_size(settings.max_decoding_message_size);
     let service =
-        ingest::ZerobusService::new(grpc::Service { shared }, settings.max_decoding_message_size);
+        grpc::ZerobusService::new(grpc::Service { shared }, settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // Acks are small writes: without TCP_NODELAY, Nagle holds one back until the
@@ -545,4 +549,10 @@ impl LocalZerobus {
         self.http.stop().await;
         self.shared.catalog.flush().await;
     }
+}
+
+/// Locks `mutex`, also after a panic of another holder (the state it guards stays usable:
+/// counters, tables, fault switches).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

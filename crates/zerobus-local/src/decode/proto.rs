@@ -929,14 +929,16 @@ fn text(buf: &[u8], raw: Raw) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerobus_test_support::events;
     use arrow::array::{Int32Array, Int64Array};
+    use zerobus_test_support::events;
     /// `batch` encoded by the wrapper's encoder, and a decoder for its schema, checked to
     /// decode the records back into `batch`.
     fn round_trip(batch: &RecordBatch) -> (Vec<Vec<u8>>, ProtoDecoder) {
         let schema = batch.schema();
-        let ts =
-            Arc::new(arrow_zerobus_sdk_wrapper::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c").unwrap());
+        let ts = Arc::new(
+            arrow_zerobus_sdk_wrapper::schema::TableSchema::try_new(Arc::clone(&schema), "a.b.c")
+                .unwrap(),
+        );
         let enc = arrow_zerobus_sdk_wrapper::encode::RowEncoder::new(Arc::clone(&ts))
             .encode(batch)
             .unwrap();

@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::canonical::conform;
-use super::catalog::{Commit, Sink};
+use super::{Commit, Sink};
+use crate::canonical::conform;
 use crate::error::LocalError;
 
 /// The default longest wait between the first row of a group and its commit: 200 ms.
@@ -158,12 +158,7 @@ pub(crate) async fn find_tables(data_dir: &Path) -> Result<Vec<Found>, LocalErro
         let failed = |e: deltalake::DeltaTableError| LocalError::delta(&name, e);
         let url = deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(failed)?;
         let table = deltalake::open_table(url).await.map_err(failed)?;
-        let schema = table
-            .snapshot()
-            .map_err(failed)?
-            .schema()
-            .as_ref()
-            .clone();
+        let schema = table.snapshot().map_err(failed)?.schema().as_ref().clone();
         found.push(Found {
             name,
             table,
@@ -217,7 +212,7 @@ fn table_name(data_dir: &Path, dir: &Path) -> Option<String> {
         .map(|p| p.to_str())
         .collect::<Option<_>>()?;
     let name = parts.join(".");
-    (parts.len() == 3 && super::catalog::validate_table_name(&name).is_ok()).then_some(name)
+    (parts.len() == 3 && crate::names::validate_table_name(&name).is_ok()).then_some(name)
 }
 
 /// A Delta table fed by a background task; see the [module documentation](self).
@@ -252,7 +247,7 @@ impl DeltaSink {
     /// `INVALID_ARGUMENT` if a column has no lossless Delta type (see [`delta_schema`]);
     /// `INTERNAL` outside a tokio runtime.
     ///
-    /// [`Table::read`]: super::catalog::Table::read
+    /// [`Table::read`]: crate::catalog::Table::read
     pub(crate) fn create(
         dir: PathBuf,
         schema: SchemaRef,
@@ -565,9 +560,10 @@ mod tests {
     };
     use arrow::datatypes::{Field, Fields};
 
-    use super::super::canonical::canonical_schema;
-    use super::super::catalog::{Catalog, Landing};
     use super::*;
+    use crate::canonical::canonical_schema;
+    use crate::catalog::Catalog;
+    use crate::landing::Landing;
 
     const TABLE: &str = "cat.sch.every_type";
 
