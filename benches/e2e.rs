@@ -48,7 +48,6 @@ use arrow::array::RecordBatch;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
-use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
     FlightCompression, TransportKind, WrapperConfiguration, ZerobusWrapper,
@@ -57,6 +56,7 @@ use arrow_zerobus_sdk_wrapper::{
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use databricks_zerobus_ingest_sdk::{ZerobusArrowStream, ZerobusSdk, ZerobusStream};
 use tokio::runtime::Runtime;
+use zerobus_local::{Landing, LocalZerobus};
 
 use zerobus_test_support::bench_server::{self, BenchServer};
 use zerobus_test_support::events::{batch, schema};

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use arrow_zerobus_sdk_wrapper::sql::{
     SinkOptions, ZerobusTableProvider, DEFAULT_MAX_INFLIGHT_BATCHES,
 };
-use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
 use criterion::{Criterion, SamplingMode};
 use datafusion::arrow::array::{Array, UInt64Array};
@@ -38,6 +37,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
+use zerobus_local::{Landing, LocalZerobus};
 
 use zerobus_test_support::bench_server::{self, peak_rss_mib, BenchServer};
 
@@ -240,10 +240,7 @@ async fn insert(endpoint: &str, mode: &str, rows: u64, workers: usize) -> u64 {
         Field::new("bucket", DataType::Int32, true),
         Field::new("label", DataType::Utf8, true),
     ]));
-    let options = SinkOptions {
-        workers,
-        ..SinkOptions::default()
-    };
+    let options = SinkOptions::default().with_workers(workers);
     let table = ZerobusTableProvider::new(schema, config).with_sink_options(options);
     ctx.register_table("t", Arc::new(table)).expect("register");
     let result = ctx

@@ -1,9 +1,10 @@
 //! End to end on one machine: start the embedded local Zerobus server, send Arrow batches
-//! through `ZerobusWrapper` (the official SDK's protobuf stream over real gRPC), and read
-//! back what landed in the Delta table.
+//! through `ZerobusWrapper` (the official SDK's protobuf stream over real gRPC), land more
+//! rows with SQL (`INSERT INTO ... SELECT` through the DataFusion sink), and read back what
+//! landed in the Delta table.
 //!
 //! ```text
-//! cargo run --features local --example local_end_to_end [DATA_DIR]
+//! cargo run --features datafusion --example local_end_to_end [DATA_DIR]
 //! ```
 //!
 //! With `DATA_DIR`, the Delta table stays there afterwards
@@ -13,8 +14,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use zerobus_local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusWrapper};
+use datafusion::prelude::SessionContext;
+use zerobus_local::LocalZerobus;
 
 const TABLE: &str = "main.demo.sensor_readings";
 
@@ -63,6 +65,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     wrapper.shutdown().await?;
 
+    // The same table from SQL: rows 3000..4000 through the DataFusion sink, which streams
+    // them through the same wrapper.
+    let ctx = SessionContext::new();
+    arrow_zerobus_sdk_wrapper::sql::register(&ctx);
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE readings (id BIGINT NOT NULL, sensor VARCHAR, reading DOUBLE) \
+         STORED AS ZEROBUS LOCATION '{TABLE}' OPTIONS ('endpoint' '{}')",
+        server.endpoint()
+    ))
+    .await?;
+    let inserted = ctx
+        .sql(
+            "INSERT INTO readings \
+             SELECT value AS id, 'sensor-' || CAST(value % 8 AS VARCHAR), value * 0.5 \
+             FROM generate_series(3000, 3999)",
+        )
+        .await?
+        .collect()
+        .await?;
+    let count = inserted[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .ok_or("INSERT returns a UInt64 count")?
+        .value(0);
+    println!("INSERT INTO readings SELECT ...: {count} rows landed");
+    assert_eq!(count, 1_000);
+    sent += count as usize;
+
     let landed = server.read_table(TABLE).await?;
     println!(
         "{TABLE} now holds {} rows (Delta table in {})",
@@ -82,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("id column is not Int64")?;
     let mut landed_ids: Vec<i64> = ids.values().to_vec();
     landed_ids.sort_unstable();
-    assert_eq!(landed_ids, (0..3_000).collect::<Vec<_>>());
+    assert_eq!(landed_ids, (0..4_000).collect::<Vec<_>>());
     assert_eq!(ours.column(1).null_count(), 0);
     println!("every row landed exactly once");
     server.shutdown().await;

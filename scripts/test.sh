@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test of the project: unit, integration, doc tests, benches in test mode,
-# the examples (which assert what they print), and the Python interop tests (in a
-# virtualenv under target/, installed from tests/python/requirements.txt).
-# Used as-is by CI (.ci/run).
+# Runs every test of the project: unit, integration, doc tests, sqllogictest, benches in
+# test mode, the examples (which assert what they print), and the Python interop tests (in
+# a virtualenv under target/, installed from tests/python/requirements.txt).
+#
+# One feature set everywhere (`--features datafusion`, the README's first command's), so
+# every step reuses the build of the one before. Used as-is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+features=(--features datafusion)
 
-echo "== cargo test (lib, integration, examples, benches in test mode)"
-cargo test --workspace --all-targets --features local,datafusion
+echo "== cargo test (lib, integration, sqllogictest, examples, benches in test mode)"
+cargo test --workspace --all-targets "${features[@]}"
 echo "== cargo test --doc"
-cargo test --workspace --doc --features local,datafusion
+cargo test --workspace --doc "${features[@]}"
 echo "== examples"
-# All with the same features as the tests, so the build of the tests above is reused.
 for example in local_end_to_end writer_disabled per_row_errors; do
-  echo "-- cargo run --features local,datafusion --example $example"
-  cargo run --quiet --features local,datafusion --example "$example" -- "$(mktemp -d)"
+  echo "-- cargo run ${features[*]} --example $example"
+  cargo run --quiet "${features[@]}" --example "$example" -- "$(mktemp -d)"
 done
 echo "== python: debug files (pyarrow, google.protobuf) and Delta tables (polars, deltalake)"
 venv=target/py-venv

@@ -144,41 +144,154 @@ impl From<&str> for ConversionFailure {
     }
 }
 
+/// The cause a [`ZerobusError`] wraps: the official SDK's error, a `tonic::Status`, an
+/// [`ArrowError`](arrow::error::ArrowError), an I/O or HTTP error, or another
+/// `ZerobusError`. Shared, so that the error stays `Clone` (one error can fail many rows).
+///
+/// It dereferences to the error it holds, and [`Error::source`](std::error::Error::source)
+/// of a `ZerobusError` returns that error itself, so `downcast_ref` finds it.
+pub struct Cause<E: ?Sized + 'static = dyn std::error::Error + Send + Sync>(Arc<E>);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Cause {
+    fn from(error: E) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl<E> Cause<E> {
+    /// Shares `error`.
+    pub fn new(error: E) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl<E: ?Sized> Clone for Cause<E> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<E: ?Sized> Deref for Cause<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.0
+    }
+}
+
+impl<E: ?Sized + fmt::Debug> fmt::Debug for Cause<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<E: ?Sized + fmt::Display> fmt::Display for Cause<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Every error the wrapper returns.
 ///
 /// The variant names are those of the original wrapper; new variants may be added
 /// (`#[non_exhaustive]`). Use [`ZerobusError::is_retryable`] to decide whether to try again.
+///
+/// The message of each variant says what failed and already includes the text of its
+/// cause; [`source()`](std::error::Error::source) gives the cause itself, for code that
+/// wants to downcast it (to the SDK's error, `tonic::Status`, `ArrowError`, `io::Error`).
+/// Row numbers are never part of a message: a per-row error is paired with its row in
+/// [`TransmissionResult::failed_rows`](crate::TransmissionResult::failed_rows), and a
+/// [`ConversionFailure`] also has it in its `row` field.
+///
+/// ```
+/// use std::error::Error as _;
+/// use arrow_zerobus_sdk_wrapper::ZerobusError;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+/// let error = ZerobusError::connection("stream to main.demo.events: reset by peer")
+///     .with_source(io);
+/// assert!(error.is_retryable());
+/// let cause = error.source().and_then(|c| c.downcast_ref::<std::io::Error>());
+/// assert_eq!(cause.map(|io| io.kind()), Some(std::io::ErrorKind::ConnectionReset));
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ZerobusError {
     /// An option is missing or invalid. The message names the option and the rule.
-    #[error("Configuration error: {0}")]
-    ConfigurationError(String),
+    #[error("Configuration error: {message}")]
+    ConfigurationError {
+        /// What is wrong, naming the option.
+        message: String,
+        /// The underlying error, if any (a YAML parser's, the SDK's).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// Credentials were rejected (wrong client id or secret, expired or unknown token).
-    #[error("Authentication error: {0}")]
-    AuthenticationError(String),
+    #[error("Authentication error: {message}")]
+    AuthenticationError {
+        /// What was rejected.
+        message: String,
+        /// The underlying error (the SDK's, an HTTP status).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The Zerobus endpoint could not be reached or the connection broke.
-    #[error("Connection error: {0}")]
-    ConnectionError(String),
+    #[error("Connection error: {message}")]
+    ConnectionError {
+        /// What could not be reached.
+        message: String,
+        /// The underlying error (the SDK's, `tonic::Status`, an HTTP client's).
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// Arrow data could not be turned into Zerobus records: an unsupported type, a bad
     /// column name, a value out of range, a record over the size limit, ...
     #[error("Conversion error: {0}")]
     ConversionError(ConversionFailure),
 
-    /// Records were sent but not acknowledged.
-    #[error("Transmission error: {0}")]
-    TransmissionError(String),
+    /// Records were sent but not acknowledged, or the server refused them.
+    #[error("Transmission error: {message}")]
+    TransmissionError {
+        /// What happened to the records.
+        message: String,
+        /// The underlying error (the SDK's, `tonic::Status`).
+        #[source]
+        source: Option<Cause>,
+    },
 
-    /// All retry attempts were used up; the message carries the last error.
-    #[error("Retry exhausted: {0}")]
-    RetryExhausted(String),
+    /// All retry attempts were used up; the message and the source carry the last error.
+    #[error("Retry exhausted: {message}")]
+    RetryExhausted {
+        /// What was tried, how often, and the last error.
+        message: String,
+        /// The last error.
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// A new OAuth token could not be obtained.
-    #[error("Token refresh error: {0}")]
-    TokenRefreshError(String),
+    #[error("Token refresh error: {message}")]
+    TokenRefreshError {
+        /// Why.
+        message: String,
+        /// The underlying error (the SDK's, an HTTP client's).
+        #[source]
+        source: Option<Cause>,
+    },
+
+    /// An Arrow operation on a batch failed (writing an IPC debug file, a cast, selecting
+    /// rows).
+    #[error("Arrow error: {message}")]
+    ArrowError {
+        /// What was being done, and Arrow's message.
+        message: String,
+        /// Arrow's error.
+        #[source]
+        source: Cause<arrow::error::ArrowError>,
+    },
 
     /// Reading or writing a local file (debug output, configuration file) failed.
     #[error("I/O error on {path}: {source}")]
@@ -187,12 +300,15 @@ pub enum ZerobusError {
         path: PathBuf,
         /// The underlying error.
         #[source]
-        source: Arc<std::io::Error>,
+        source: Cause<std::io::Error>,
     },
 
     /// The wrapper was used after [`shutdown`](crate::ZerobusWrapper::shutdown).
-    #[error("Wrapper is shut down: {0}")]
-    ShutdownError(String),
+    #[error("Wrapper is shut down: {message}")]
+    ShutdownError {
+        /// What was attempted.
+        message: String,
+    },
 }
 
 impl ZerobusError {
@@ -207,47 +323,67 @@ impl ZerobusError {
     /// | `AuthenticationError` | no | the credentials must change |
     /// | `ConversionError` | no | the data must change |
     /// | `RetryExhausted` | no | retrying already happened |
+    /// | `ArrowError` | no | the same data fails the same way |
     /// | `IoError` | no | the file system needs attention |
     /// | `ShutdownError` | no | the wrapper is closed |
     ///
     /// ```
     /// use arrow_zerobus_sdk_wrapper::ZerobusError;
     ///
-    /// assert!(ZerobusError::ConnectionError("reset".into()).is_retryable());
-    /// assert!(!ZerobusError::ConfigurationError("table_name: empty".into()).is_retryable());
+    /// assert!(ZerobusError::connection("reset").is_retryable());
+    /// assert!(!ZerobusError::configuration("table_name: empty").is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::ConnectionError(_) | Self::TransmissionError(_) | Self::TokenRefreshError(_) => {
-                true
-            }
-            Self::ConfigurationError(_)
-            | Self::AuthenticationError(_)
+            Self::ConnectionError { .. }
+            | Self::TransmissionError { .. }
+            | Self::TokenRefreshError { .. } => true,
+            Self::ConfigurationError { .. }
+            | Self::AuthenticationError { .. }
             | Self::ConversionError(_)
-            | Self::RetryExhausted(_)
+            | Self::RetryExhausted { .. }
+            | Self::ArrowError { .. }
             | Self::IoError { .. }
-            | Self::ShutdownError(_) => false,
+            | Self::ShutdownError { .. } => false,
         }
     }
 
     /// Whether the error suggests an expired or rejected token.
     pub fn is_token_expired(&self) -> bool {
-        matches!(self, Self::AuthenticationError(_))
+        matches!(self, Self::AuthenticationError { .. })
     }
 
     /// The variant name, e.g. `"ConversionError"`: the key used by
     /// [`TransmissionResult::group_errors_by_type`](crate::TransmissionResult::group_errors_by_type).
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::ConfigurationError(_) => "ConfigurationError",
-            Self::AuthenticationError(_) => "AuthenticationError",
-            Self::ConnectionError(_) => "ConnectionError",
+            Self::ConfigurationError { .. } => "ConfigurationError",
+            Self::AuthenticationError { .. } => "AuthenticationError",
+            Self::ConnectionError { .. } => "ConnectionError",
             Self::ConversionError(_) => "ConversionError",
-            Self::TransmissionError(_) => "TransmissionError",
-            Self::RetryExhausted(_) => "RetryExhausted",
-            Self::TokenRefreshError(_) => "TokenRefreshError",
+            Self::TransmissionError { .. } => "TransmissionError",
+            Self::RetryExhausted { .. } => "RetryExhausted",
+            Self::TokenRefreshError { .. } => "TokenRefreshError",
+            Self::ArrowError { .. } => "ArrowError",
             Self::IoError { .. } => "IoError",
-            Self::ShutdownError(_) => "ShutdownError",
+            Self::ShutdownError { .. } => "ShutdownError",
+        }
+    }
+
+    /// The message without the variant's prefix (for a [`ZerobusError::IoError`], the
+    /// path and the cause).
+    pub fn message(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::ConfigurationError { message, .. }
+            | Self::AuthenticationError { message, .. }
+            | Self::ConnectionError { message, .. }
+            | Self::TransmissionError { message, .. }
+            | Self::RetryExhausted { message, .. }
+            | Self::TokenRefreshError { message, .. }
+            | Self::ArrowError { message, .. }
+            | Self::ShutdownError { message } => message.as_str().into(),
+            Self::ConversionError(failure) => failure.message.as_str().into(),
+            Self::IoError { path, source } => format!("{}: {source}", path.display()).into(),
         }
     }
 
@@ -259,42 +395,115 @@ impl ZerobusError {
         }
     }
 
-    /// Shorthand for a [`ZerobusError::ConversionError`] of `kind`.
+    /// A [`ZerobusError::ConfigurationError`].
+    pub fn configuration(message: impl Into<String>) -> Self {
+        Self::ConfigurationError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::AuthenticationError`].
+    pub fn authentication(message: impl Into<String>) -> Self {
+        Self::AuthenticationError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::ConnectionError`].
+    pub fn connection(message: impl Into<String>) -> Self {
+        Self::ConnectionError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::TransmissionError`].
+    pub fn transmission(message: impl Into<String>) -> Self {
+        Self::TransmissionError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::RetryExhausted`].
+    pub fn retry_exhausted(message: impl Into<String>) -> Self {
+        Self::RetryExhausted {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::TokenRefreshError`].
+    pub fn token_refresh(message: impl Into<String>) -> Self {
+        Self::TokenRefreshError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ZerobusError::ShutdownError`].
+    pub fn shutdown(message: impl Into<String>) -> Self {
+        Self::ShutdownError {
+            message: message.into(),
+        }
+    }
+
+    /// A [`ZerobusError::ConversionError`] of `kind`.
     pub fn conversion(kind: ConversionErrorKind, message: impl Into<String>) -> Self {
         Self::ConversionError(ConversionFailure::new(kind, message))
     }
 
-    /// This per-row error with row `from` called `to` instead: the failure's row and a
-    /// message that starts with `row {from}` followed by `,` or `:` (as every per-row
-    /// message of the encoder and the transport does). For rows numbered in a batch the
-    /// caller never saw (the Unity Catalog check's filtered batch).
-    pub(crate) fn renumbered(self, from: usize, to: usize) -> Self {
-        let renumber = |message: String| {
-            let prefix = format!("row {from}");
-            match message.strip_prefix(&prefix) {
-                Some(rest) if rest.starts_with([',', ':']) => format!("row {to}{rest}"),
-                _ => message,
-            }
-        };
-        match self {
-            Self::ConversionError(mut failure) => {
-                if failure.row == Some(from) {
-                    failure.row = Some(to);
-                }
-                failure.message = renumber(failure.message);
-                Self::ConversionError(failure)
-            }
-            Self::TransmissionError(message) => Self::TransmissionError(renumber(message)),
-            other => other,
+    /// An [`ZerobusError::ArrowError`]: `context` says what was being done.
+    pub fn arrow(context: impl fmt::Display, source: arrow::error::ArrowError) -> Self {
+        Self::ArrowError {
+            message: format!("{context}: {source}"),
+            source: Cause::new(source),
         }
     }
 
-    /// Shorthand for an [`ZerobusError::IoError`] on `path`.
+    /// An [`ZerobusError::IoError`] on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::IoError {
             path: path.into(),
-            source: Arc::new(source),
+            source: Cause::new(source),
         }
+    }
+
+    /// This error with `source` as its cause (kept by the variants that have a `source`
+    /// field and take an optional one; the others are returned unchanged).
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.with_cause(Cause::from(source))
+    }
+
+    /// [`with_source`](Self::with_source) with a shared cause.
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        match &mut self {
+            Self::ConfigurationError { source, .. }
+            | Self::AuthenticationError { source, .. }
+            | Self::ConnectionError { source, .. }
+            | Self::TransmissionError { source, .. }
+            | Self::RetryExhausted { source, .. }
+            | Self::TokenRefreshError { source, .. } => *source = Some(cause),
+            Self::ConversionError(_)
+            | Self::ArrowError { .. }
+            | Self::IoError { .. }
+            | Self::ShutdownError { .. } => {}
+        }
+        self
+    }
+
+    /// This per-row error moved to row `row`: a conversion failure's `row` field changes
+    /// (for rows numbered in a batch the caller never saw, such as the Unity Catalog
+    /// check's filtered batch). Other errors carry no row.
+    pub(crate) fn at_row(mut self, row: usize) -> Self {
+        if let Self::ConversionError(failure) = &mut self {
+            if failure.row.is_some() {
+                failure.row = Some(row);
+            }
+        }
+        self
     }
 }
 
@@ -306,50 +515,58 @@ impl From<ConversionFailure> for ZerobusError {
 
 impl From<arrow::error::ArrowError> for ZerobusError {
     fn from(error: arrow::error::ArrowError) -> Self {
-        Self::ConversionError(ConversionFailure::new(
-            ConversionErrorKind::Other,
-            format!("Arrow error: {error}"),
-        ))
+        Self::ArrowError {
+            message: error.to_string(),
+            source: Cause::new(error),
+        }
+    }
+}
+
+/// The error as DataFusion's [`External`](datafusion::error::DataFusionError::External),
+/// so SQL users can downcast it back:
+///
+/// ```
+/// use datafusion::error::DataFusionError;
+/// use arrow_zerobus_sdk_wrapper::ZerobusError;
+///
+/// let error = DataFusionError::from(ZerobusError::connection("refused"));
+/// let DataFusionError::External(inner) = &error else { unreachable!() };
+/// assert!(inner.downcast_ref::<ZerobusError>().is_some_and(ZerobusError::is_retryable));
+/// ```
+#[cfg(feature = "datafusion")]
+impl From<ZerobusError> for datafusion::error::DataFusionError {
+    fn from(error: ZerobusError) -> Self {
+        Self::External(Box::new(error))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
     use super::*;
 
     #[test]
-    fn renumbering_changes_the_row_of_per_row_messages_only() {
+    fn moving_a_failure_changes_its_row_field_only() {
         let failure = ConversionFailure::new(
             ConversionErrorKind::ValueOutOfRange,
-            "row 4, column `n`: 300 does not fit TINYINT",
+            "column `n`: 300 does not fit TINYINT",
         )
         .with_column("n")
         .with_row(4);
-        let moved = ZerobusError::ConversionError(failure).renumbered(4, 6);
+        let moved = ZerobusError::ConversionError(failure).at_row(6);
         let failure = moved
             .conversion_failure()
             .expect("still a conversion error");
         assert_eq!(failure.row, Some(6));
+        assert_eq!(failure.message, "column `n`: 300 does not fit TINYINT");
+        // A failure of the whole batch has no row, and gets none.
+        let whole = ZerobusError::conversion(ConversionErrorKind::TooManyColumns, "2001 columns");
+        assert_eq!(whole.at_row(3).conversion_failure().unwrap().row, None);
+        let rejected = ZerobusError::transmission("rejected by the server");
         assert_eq!(
-            failure.message,
-            "row 6, column `n`: 300 does not fit TINYINT"
-        );
-
-        let rejected = ZerobusError::TransmissionError("row 4: rejected by the server".into());
-        assert_eq!(
-            rejected.renumbered(4, 9).to_string(),
-            "Transmission error: row 9: rejected by the server"
-        );
-        // Another row's number, or a message without one, is left alone.
-        let other = ZerobusError::TransmissionError("row 40: rejected".into());
-        assert_eq!(
-            other.renumbered(4, 9).to_string(),
-            "Transmission error: row 40: rejected"
-        );
-        let whole = ZerobusError::RetryExhausted("after 5 attempts: row 4".into());
-        assert_eq!(
-            whole.renumbered(4, 9).to_string(),
-            "Retry exhausted: after 5 attempts: row 4"
+            rejected.at_row(9).to_string(),
+            "Transmission error: rejected by the server"
         );
     }
 
@@ -357,7 +574,7 @@ mod tests {
     fn conversion_failure_derefs_to_its_message() {
         let err = ZerobusError::conversion(
             ConversionErrorKind::RecordTooLarge,
-            "row 3: record of 20 bytes exceeds Zerobus limit of 10 bytes",
+            "record of 20 bytes exceeds Zerobus limit of 10 bytes",
         );
         let ZerobusError::ConversionError(msg) = &err else {
             panic!("expected a conversion error, got {err:?}")
@@ -366,27 +583,61 @@ mod tests {
         assert_eq!(msg.kind, ConversionErrorKind::RecordTooLarge);
         assert_eq!(
             err.to_string(),
-            "Conversion error: row 3: record of 20 bytes exceeds Zerobus limit of 10 bytes"
+            "Conversion error: record of 20 bytes exceeds Zerobus limit of 10 bytes"
         );
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources() {
+        let status = tonic::Status::unavailable("server restarting");
+        let error = ZerobusError::connection("stream: server restarting").with_source(status);
+        let cause = error.source().expect("a source");
+        assert_eq!(
+            cause
+                .downcast_ref::<tonic::Status>()
+                .map(tonic::Status::code),
+            Some(tonic::Code::Unavailable)
+        );
+        // A chain two deep: the exhausted retry keeps the last error, which keeps its own.
+        let exhausted = ZerobusError::retry_exhausted(format!("3 attempts: {error}"))
+            .with_source(error.clone());
+        let last = exhausted.source().expect("the last error");
+        assert!(last.downcast_ref::<ZerobusError>().is_some());
+        assert!(last.source().expect("its cause").is::<tonic::Status>());
+
+        let arrow: ZerobusError = arrow::error::ArrowError::CastError("Utf8 to Int8".into()).into();
+        assert_eq!(arrow.error_type(), "ArrowError");
+        assert!(arrow
+            .source()
+            .is_some_and(|c| c.is::<arrow::error::ArrowError>()));
+        let io = ZerobusError::io("/tmp/x", std::io::Error::other("disk full"));
+        assert!(io.source().is_some_and(|c| c.is::<std::io::Error>()));
+        // Variants without a cause field stay as they are.
+        assert!(ZerobusError::shutdown("send_batch")
+            .with_source(std::io::Error::other("x"))
+            .source()
+            .is_none());
     }
 
     #[test]
     fn retryability_is_explicit() {
         let retryable = [
-            ZerobusError::ConnectionError(String::new()),
-            ZerobusError::TransmissionError(String::new()),
-            ZerobusError::TokenRefreshError(String::new()),
+            ZerobusError::connection(""),
+            ZerobusError::transmission(""),
+            ZerobusError::token_refresh(""),
         ];
         let terminal = [
-            ZerobusError::ConfigurationError(String::new()),
-            ZerobusError::AuthenticationError(String::new()),
+            ZerobusError::configuration(""),
+            ZerobusError::authentication(""),
             ZerobusError::ConversionError("x".into()),
-            ZerobusError::RetryExhausted(String::new()),
+            ZerobusError::retry_exhausted(""),
+            ZerobusError::arrow("cast", arrow::error::ArrowError::CastError("x".into())),
             ZerobusError::io("/tmp/x", std::io::Error::other("disk full")),
-            ZerobusError::ShutdownError(String::new()),
+            ZerobusError::shutdown(""),
         ];
         assert!(retryable.iter().all(ZerobusError::is_retryable));
         assert!(!terminal.iter().any(ZerobusError::is_retryable));
         assert_eq!(terminal[2].error_type(), "ConversionError");
+        assert_eq!(terminal[2].message(), "x");
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! Hand a [`ZerobusWrapper`] an Arrow [`RecordBatch`](arrow::array::RecordBatch): the protobuf
 //! schema is generated from the Arrow schema ([`schema`]), rows are encoded straight from
-//! the Arrow columns ([`encode`]), and the [`TransmissionResult`] says what became of every
-//! row: no row is ever lost silently.
+//! the Arrow columns ([`encode`]), sent over the official SDK's streams, and the
+//! [`TransmissionResult`] says what became of every row: no row is ever lost silently.
 //!
 //! ```text
 //! RecordBatch ─► schema (validate, descriptor, cached) ─► encode (columnar, per-row errors)
 //!                                                          ├─► debug files (.arrows, .pb)
 //!                                                          ▼
-//!                                                  transport ─► TransmissionResult
+//!                  transport (the official SDK: protobuf or Arrow Flight streams,
+//!                             pipelined, multiplexed, retried) ─► TransmissionResult
 //! ```
 //!
 //! # Modules
@@ -19,21 +20,24 @@
 //! - [`encode`]: the columnar encoder, [`encode::RowEncoder`] → [`encode::EncodedBatch`].
 //! - [`result`]: [`TransmissionResult`] and [`ErrorStatistics`].
 //! - [`debug`]: Arrow IPC and length-delimited protobuf debug files, rotation, retention.
-//! - [`error`]: [`ZerobusError`], retryable or not.
+//! - [`telemetry`]: the OpenTelemetry metrics and spans the wrapper records.
+//! - [`error`]: [`ZerobusError`], retryable or not, with its cause as `source()`.
+//! - `sql` (feature `datafusion`): a write-only DataFusion table for `INSERT INTO ...
+//!   SELECT` and `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS`; see `docs/datafusion.md`.
+//!
+//! The transport (the official SDK's dynamic-protobuf stream by default, its Arrow Flight
+//! stream as an option; pipelined sends with [`ZerobusWrapper::submit_batch`], multiplexed
+//! streams, recovery, full-jitter retry, per-row outcomes) and the optional Unity Catalog
+//! schema check ([`WrapperConfiguration::with_schema_check`]) are internal: they are
+//! configured, not called.
 //!
 //! # Cargo features
-//! The core (this crate's default build) needs only Arrow, prost and tokio.
-//! - `local`: the module `arrow_zerobus_sdk_wrapper::local`, an in-process
-//!   Zerobus-compatible gRPC server for tests against the unmodified official client
-//!   (adds `databricks-zerobus-ingest-sdk` and tonic). Memory landing only for now.
-//! - `datafusion`: the module `arrow_zerobus_sdk_wrapper::sql`, a write-only
-//!   DataFusion table (`INSERT INTO ... SELECT`, `CREATE EXTERNAL TABLE ... STORED AS
-//!   ZEROBUS`) that streams rows through [`ZerobusWrapper`]s; see `docs/datafusion.md`.
+//! - default: the wrapper: Arrow, the official `databricks-zerobus-ingest-sdk` (tonic,
+//!   reqwest), tokio, OpenTelemetry's API.
+//! - `datafusion`: the module `sql` (DataFusion 55, SQL and Parquet; Rust 1.94).
 //!
-//! The network transport is part of the core: the official SDK's dynamic-protobuf stream
-//! (`TransportKind::Protobuf`), with pipelined sends ([`ZerobusWrapper::submit_batch`]),
-//! retry with full jitter and per-row outcomes. The Python bindings arrive behind their own
-//! feature.
+//! The local Zerobus-compatible server that the tests, examples and benches run against
+//! is the crate `zerobus-local` (a dev-dependency here; `docs/local-server.md`).
 //!
 //! # Writer-disabled mode
 //! With [`WrapperConfiguration::with_zerobus_writer_disabled`] the wrapper validates,
@@ -51,7 +55,7 @@ pub mod schema;
 pub mod sql;
 pub mod telemetry;
 mod transport;
-pub mod uc;
+mod uc;
 mod wrapper;
 
 pub use config::{
@@ -59,7 +63,7 @@ pub use config::{
     MAX_INGEST_PAYLOAD_BYTES, MAX_MULTIPLEXED_STREAMS, MIN_MAX_REQUEST_BYTES,
 };
 pub use debug::{DebugSettings, DebugWriter};
-pub use error::{ConversionErrorKind, ConversionFailure, Result, ZerobusError};
+pub use error::{Cause, ConversionErrorKind, ConversionFailure, Result, ZerobusError};
 pub use result::{ErrorStatistics, TransmissionResult};
 pub use wrapper::{PendingBatch, ZerobusWrapper};
 

@@ -57,9 +57,9 @@ use crate::rows::row_runs;
 /// // What the wrapper returns when rows 1 and 3 of a 4-row batch fail.
 /// let too_large = ZerobusError::conversion(
 ///     ConversionErrorKind::RecordTooLarge,
-///     "row 1: record of 5000000 bytes exceeds Zerobus limit of 4194285 bytes",
+///     "record of 5000000 bytes exceeds Zerobus limit of 4194285 bytes",
 /// );
-/// let not_acked = ZerobusError::TransmissionError("row 3 not acknowledged".into());
+/// let not_acked = ZerobusError::transmission("not acknowledged");
 /// let result = TransmissionResult::from_row_outcomes(
 ///     4,
 ///     vec![(3, not_acked), (1, too_large)],
@@ -119,6 +119,7 @@ use crate::rows::row_runs;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TransmissionResult {
     /// Whether the batch counts as sent; see [the `success` rule](Self#the-success-rule).
     pub success: bool,
@@ -146,6 +147,7 @@ pub struct TransmissionResult {
 /// Summary counts of a [`TransmissionResult`], from
 /// [`TransmissionResult::get_error_statistics`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ErrorStatistics {
     /// The number of rows in the batch.
     pub total_rows: usize,
@@ -434,31 +436,28 @@ mod tests {
 
     fn too_large(row: usize) -> ZerobusError {
         ZerobusError::ConversionError(
-            ConversionFailure::new(
-                ConversionErrorKind::RecordTooLarge,
-                format!("row {row} too large"),
-            )
-            .with_column("payload")
-            .with_row(row),
+            ConversionFailure::new(ConversionErrorKind::RecordTooLarge, "record too large")
+                .with_column("payload")
+                .with_row(row),
         )
     }
 
     fn out_of_range(row: usize) -> ZerobusError {
-        ZerobusError::conversion(
-            ConversionErrorKind::ValueOutOfRange,
-            format!("row {row} out of range"),
+        ZerobusError::ConversionError(
+            ConversionFailure::new(ConversionErrorKind::ValueOutOfRange, "value out of range")
+                .with_row(row),
         )
     }
 
-    fn not_acked(row: usize) -> ZerobusError {
-        ZerobusError::TransmissionError(format!("row {row} not acknowledged"))
+    fn not_acked() -> ZerobusError {
+        ZerobusError::transmission("not acknowledged")
     }
 
     /// Rows 1 and 3 of 5 failed.
     fn partial() -> TransmissionResult {
         TransmissionResult::from_row_outcomes(
             5,
-            vec![(1, too_large(1)), (3, not_acked(3))],
+            vec![(1, too_large(1)), (3, not_acked())],
             2,
             Some(7),
             300,
@@ -534,7 +533,7 @@ mod tests {
 
     #[test]
     fn all_rows_failed_is_a_failure_carrying_the_first_row_error() {
-        let failed = vec![(2, not_acked(2)), (0, too_large(0)), (1, not_acked(1))];
+        let failed = vec![(2, not_acked()), (0, too_large(0)), (1, not_acked())];
         let result = TransmissionResult::from_row_outcomes(3, failed, 3, Some(40), 0);
         assert_consistent(&result);
         assert!(!result.success);
@@ -554,7 +553,7 @@ mod tests {
 
     #[test]
     fn batch_failure_fails_every_row_with_the_error() {
-        let error = ZerobusError::ConnectionError("reset".into());
+        let error = ZerobusError::connection("reset");
         let result = TransmissionResult::batch_failure(4, error, 3, Some(1500));
         assert_consistent(&result);
         assert!(!result.success);
@@ -580,12 +579,8 @@ mod tests {
 
     #[test]
     fn batch_failure_of_an_empty_batch_is_still_a_failure() {
-        let result = TransmissionResult::batch_failure(
-            0,
-            ZerobusError::ShutdownError("closed".into()),
-            0,
-            None,
-        );
+        let result =
+            TransmissionResult::batch_failure(0, ZerobusError::shutdown("closed"), 0, None);
         assert_consistent(&result);
         assert!(!result.success);
         assert!(result.error.is_some());
@@ -597,7 +592,7 @@ mod tests {
         let batch = batch(6);
         let result = TransmissionResult::from_row_outcomes(
             6,
-            vec![(3, not_acked(3)), (1, too_large(1))],
+            vec![(3, not_acked()), (1, too_large(1))],
             1,
             None,
             0,
@@ -632,11 +627,11 @@ mod tests {
     #[test]
     fn duplicate_and_unsorted_failed_rows_are_sorted_keeping_the_first() {
         let failed = vec![
-            (4, not_acked(4)),
+            (4, not_acked()),
             (1, too_large(1)),
             (4, too_large(4)),
-            (1, not_acked(1)),
-            (0, not_acked(0)),
+            (1, not_acked()),
+            (0, not_acked()),
         ];
         let result = TransmissionResult::from_row_outcomes(6, failed, 1, None, 0);
         assert_consistent(&result);
@@ -657,8 +652,8 @@ mod tests {
     fn out_of_range_failed_rows_are_dropped() {
         let failed = vec![
             (2, too_large(2)),
-            (3, not_acked(3)),
-            (usize::MAX, not_acked(0)),
+            (3, not_acked()),
+            (usize::MAX, not_acked()),
         ];
         let result = TransmissionResult::from_row_outcomes(3, failed, 1, None, 0);
         assert_consistent(&result);
@@ -669,7 +664,7 @@ mod tests {
 
     #[test]
     fn only_out_of_range_failed_rows_leave_a_full_success() {
-        let result = TransmissionResult::from_row_outcomes(2, vec![(2, not_acked(2))], 1, None, 0);
+        let result = TransmissionResult::from_row_outcomes(2, vec![(2, not_acked())], 1, None, 0);
         assert_consistent(&result);
         assert!(result.success && !result.has_failed_rows());
     }
@@ -694,9 +689,9 @@ mod tests {
     #[test]
     fn errors_group_by_type_with_sorted_indices() {
         let failed = vec![
-            (5, not_acked(5)),
+            (5, not_acked()),
             (0, too_large(0)),
-            (2, not_acked(2)),
+            (2, not_acked()),
             (4, out_of_range(4)),
         ];
         let result = TransmissionResult::from_row_outcomes(6, failed, 1, None, 0);
@@ -727,8 +722,8 @@ mod tests {
         assert_eq!(
             partial().get_error_messages(),
             vec![
-                "row 1: Conversion error: row 1 too large".to_string(),
-                "row 3: Transmission error: row 3 not acknowledged".to_string(),
+                "row 1: Conversion error: record too large".to_string(),
+                "row 3: Transmission error: not acknowledged".to_string(),
             ]
         );
     }
@@ -738,7 +733,7 @@ mod tests {
         let failed = vec![
             (3, out_of_range(3)),
             (1, too_large(1)),
-            (2, not_acked(2)),
+            (2, not_acked()),
             (0, too_large(0)),
         ];
         let result = TransmissionResult::from_row_outcomes(5, failed, 1, None, 0);

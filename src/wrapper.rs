@@ -330,7 +330,7 @@ impl ZerobusWrapper {
 
     fn ensure_open(&self) -> Result<(), ZerobusError> {
         if self.inner.shut_down.load(Ordering::SeqCst) {
-            return Err(ZerobusError::ShutdownError(format!(
+            return Err(ZerobusError::shutdown(format!(
                 "the wrapper for table {} was shut down; create a new one",
                 self.inner.config.table_name
             )));

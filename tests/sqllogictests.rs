@@ -1,7 +1,10 @@
 //! Runs the `sql/*.slt` suites against DataFusion with the Zerobus table factory, each file
 //! against a fresh in-process local Zerobus server (memory landing).
 //!
-//! `cargo test --features datafusion --test sqllogictests [-- FILTER]`
+//! `cargo test --features datafusion --test sqllogictests [-- [--complete] FILTER]`
+//!
+//! With `--complete` the runner rewrites each file's expected results with what the
+//! statements return now (review the diff before committing it).
 //!
 //! Per file the runner:
 //! - pre-creates on the server every table a `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS
@@ -14,12 +17,13 @@
 //!   "values": Int64), unsorted))`), for column types DataFusion's DDL cannot declare (a
 //!   `CREATE EXTERNAL TABLE` without a column list then reads the schema from the server's
 //!   Unity Catalog endpoint);
-//! - sets `ZEROBUS_ENDPOINT` and `ZEROBUS_UNITY_CATALOG_URL` to the server (so files may
-//!   omit the options) and the variables `$ENDPOINT`, `$UC_URL` (with
-//!   `control substitution on`);
-//! - for files whose name contains `oauth`, starts the server with OAuth required and puts
-//!   its client credentials in `ZEROBUS_CLIENT_ID` / `ZEROBUS_CLIENT_SECRET` only (the SQL
-//!   never sees them);
+//! - gives the table factory `ZEROBUS_ENDPOINT` and `ZEROBUS_UNITY_CATALOG_URL` of the
+//!   server (through its environment lookup, not the process environment), so files may
+//!   omit the options, and sets the variables `$ENDPOINT`, `$UC_URL` (with `control
+//!   substitution on`);
+//! - for files whose name contains `oauth`, starts the server with OAuth required and gives
+//!   the factory its client credentials as `ZEROBUS_CLIENT_ID` / `ZEROBUS_CLIENT_SECRET`
+//!   only (the SQL never sees them);
 //! - registers `zerobus_landed('c.s.t')`, a table function returning the rows that landed.
 //!
 //! A DML statement's single `count` row becomes `StatementComplete(count)`, so
@@ -32,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_zerobus_sdk_wrapper::sql as zb;
-use zerobus_local::{Auth, Landing, LocalError, LocalZerobus};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -49,10 +52,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use regex::Regex;
 use secrecy::ExposeSecret;
-use sqllogictest::{DBOutput, DefaultColumnType, Record};
+use sqllogictest::{ColumnType, DBOutput, Record};
+use zerobus_local::{Auth, Landing, LocalError, LocalZerobus};
 
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let complete = std::env::args().any(|a| a == "--complete");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,7 +78,7 @@ fn main() {
     for file in &files {
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         let started = Instant::now();
-        match runtime.block_on(run_file(file)) {
+        match runtime.block_on(run_file(file, complete)) {
             Ok(()) => {
                 passed += 1;
                 println!("ok      {name} ({:.1?})", started.elapsed());
@@ -90,8 +95,8 @@ fn main() {
     }
 }
 
-/// Runs one file against its own server.
-async fn run_file(file: &Path) -> Result<(), String> {
+/// Runs one file against its own server; with `complete`, rewrites its expected results.
+async fn run_file(file: &Path, complete: bool) -> Result<(), String> {
     let mut declared = declared_tables(file).await?;
     let oauth = file.to_string_lossy().contains("oauth");
     let server = loop {
@@ -111,31 +116,47 @@ async fn run_file(file: &Path) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     };
-    // Files run one after another, so the process environment is theirs.
-    std::env::set_var("ZEROBUS_ENDPOINT", server.endpoint());
-    std::env::set_var("ZEROBUS_UNITY_CATALOG_URL", server.unity_catalog_url());
+    // What the table factory reads instead of the process environment.
+    let mut env = HashMap::from([
+        ("ZEROBUS_ENDPOINT".to_string(), server.endpoint()),
+        (
+            "ZEROBUS_UNITY_CATALOG_URL".to_string(),
+            server.unity_catalog_url(),
+        ),
+    ]);
     if oauth {
-        std::env::set_var("ZEROBUS_CLIENT_ID", server.client_id());
-        std::env::set_var(
-            "ZEROBUS_CLIENT_SECRET",
-            server.client_secret().expose_secret(),
+        env.insert("ZEROBUS_CLIENT_ID".into(), server.client_id().into());
+        env.insert(
+            "ZEROBUS_CLIENT_SECRET".into(),
+            server.client_secret().expose_secret().into(),
         );
-    } else {
-        std::env::remove_var("ZEROBUS_CLIENT_ID");
-        std::env::remove_var("ZEROBUS_CLIENT_SECRET");
     }
+    let env = Arc::new(env);
 
     let connection_server = Arc::clone(&server);
     let mut runner = sqllogictest::Runner::new(move || {
-        let server = Arc::clone(&connection_server);
-        async move { Ok::<_, DataFusionError>(DataFusionDb::new(server)) }
+        let (server, env) = (Arc::clone(&connection_server), Arc::clone(&env));
+        async move { Ok::<_, DataFusionError>(DataFusionDb::new(server, env)) }
     });
     runner.set_var("ENDPOINT".into(), server.endpoint());
     runner.set_var("UC_URL".into(), server.unity_catalog_url());
-    let outcome = runner
-        .run_file_async(file)
-        .await
-        .map_err(|e| e.display(false).to_string());
+    let outcome = if complete {
+        runner
+            .update_test_file(
+                file,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        runner
+            .run_file_async(file)
+            .await
+            .map_err(|e| e.display(false).to_string())
+    };
     drop(runner);
     if let Ok(server) = Arc::try_unwrap(server) {
         server.shutdown().await;
@@ -147,7 +168,7 @@ async fn run_file(file: &Path) -> Result<(), String> {
 /// column list, found by planning its CREATE EXTERNAL TABLE statements with a recording
 /// factory.
 async fn declared_tables(file: &Path) -> Result<Vec<(String, SchemaRef)>, String> {
-    let records = sqllogictest::parse_file::<DefaultColumnType>(file).map_err(|e| e.to_string())?;
+    let records = sqllogictest::parse_file::<SqlType>(file).map_err(|e| e.to_string())?;
     let recorder = Arc::new(Recorder::default());
     let ctx = SessionContext::new_with_config(session_config());
     ctx.state_ref()
@@ -238,9 +259,10 @@ struct DataFusionDb {
 }
 
 impl DataFusionDb {
-    fn new(server: Arc<LocalZerobus>) -> Self {
+    fn new(server: Arc<LocalZerobus>, env: Arc<HashMap<String, String>>) -> Self {
         let ctx = SessionContext::new_with_config(session_config());
-        zb::register(&ctx);
+        let factory = zb::ZerobusTableProviderFactory::with_env(move |name| env.get(name).cloned());
+        zb::register_with(&ctx, factory);
         ctx.register_udtf("zerobus_landed", Arc::new(Landed { server }));
         Self { ctx }
     }
@@ -249,9 +271,9 @@ impl DataFusionDb {
 #[async_trait]
 impl sqllogictest::AsyncDB for DataFusionDb {
     type Error = DataFusionError;
-    type ColumnType = DefaultColumnType;
+    type ColumnType = SqlType;
 
-    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>> {
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<SqlType>> {
         let frame = self.ctx.sql(sql).await?;
         let is_dml = matches!(frame.logical_plan(), LogicalPlan::Dml(_));
         let schema = frame.schema().as_arrow().clone();
@@ -300,14 +322,51 @@ fn dml_count(batches: &[RecordBatch]) -> Result<u64> {
     }
 }
 
-fn column_type(data_type: &DataType) -> DefaultColumnType {
-    match data_type {
-        t if t.is_integer() => DefaultColumnType::Integer,
-        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
-            DefaultColumnType::FloatingPoint
+/// The column types of `query` lines, spelled as DataFusion's own sqllogictests spell them
+/// (so `--complete` writes what a DataFusion user expects): `B`oolean, `D`ate/time,
+/// `I`nteger, `R`eal (floats and decimals), `T`ext, `?` anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlType {
+    Boolean,
+    DateTime,
+    Integer,
+    Real,
+    Text,
+    Other,
+}
+
+impl ColumnType for SqlType {
+    fn from_char(value: char) -> Option<Self> {
+        Some(match value {
+            'B' => Self::Boolean,
+            'D' => Self::DateTime,
+            'I' => Self::Integer,
+            'R' => Self::Real,
+            'T' => Self::Text,
+            _ => Self::Other,
+        })
+    }
+
+    fn to_char(&self) -> char {
+        match self {
+            Self::Boolean => 'B',
+            Self::DateTime => 'D',
+            Self::Integer => 'I',
+            Self::Real => 'R',
+            Self::Text => 'T',
+            Self::Other => '?',
         }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DefaultColumnType::Text,
-        _ => DefaultColumnType::Any,
+    }
+}
+
+fn column_type(data_type: &DataType) -> SqlType {
+    match data_type {
+        DataType::Boolean => SqlType::Boolean,
+        t if t.is_temporal() => SqlType::DateTime,
+        t if t.is_integer() => SqlType::Integer,
+        t if t.is_floating() || t.is_decimal() => SqlType::Real,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
+        _ => SqlType::Other,
     }
 }
 

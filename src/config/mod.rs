@@ -106,10 +106,10 @@ pub const MIN_MAX_REQUEST_BYTES: usize = 1024;
 pub const MAX_INGEST_PAYLOAD_BYTES: usize =
     databricks_zerobus_ingest_sdk::stream_options::defaults::MAX_INGEST_PAYLOAD_BYTES;
 
-const DEFAULT_DEBUG_FLUSH_INTERVAL_SECS: u64 = 5;
-const DEFAULT_DEBUG_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
-const DEFAULT_DEBUG_MAX_FILES_RETAINED: usize = 10;
-const DEFAULT_DEBUG_ROTATION_INTERVAL_SECS: u64 = 3600;
+pub(crate) const DEFAULT_DEBUG_FLUSH_INTERVAL_SECS: u64 = 5;
+pub(crate) const DEFAULT_DEBUG_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_DEBUG_MAX_FILES_RETAINED: usize = 10;
+pub(crate) const DEFAULT_DEBUG_ROTATION_INTERVAL_SECS: u64 = 3600;
 const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 5;
 const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 100;
 const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
@@ -117,6 +117,7 @@ const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
 /// OpenTelemetry (OTLP) export settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct OtlpConfig {
     /// OTLP collector endpoint, e.g. `http://localhost:4317`; `None` = exporter default.
     pub endpoint: Option<String>,
@@ -127,6 +128,7 @@ pub struct OtlpConfig {
 /// How records travel to Zerobus.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TransportKind {
     /// A dynamic-protobuf gRPC stream of the official SDK (the default): the descriptor
     /// comes from the Arrow schema, the rows from the columnar encoder.
@@ -172,6 +174,7 @@ impl std::str::FromStr for TransportKind {
 /// the Flight path's time: docs/performance.md), where `none` or `lz4` send sooner.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FlightCompression {
     /// ZSTD (the default).
     #[default]
@@ -244,63 +247,203 @@ impl std::str::FromStr for FlightCompression {
 #[derive(Debug, Clone)]
 pub struct WrapperConfiguration {
     /// Zerobus server endpoint, an `http://` or `https://` URL.
-    pub zerobus_endpoint: String,
+    pub(crate) zerobus_endpoint: String,
     /// Target table: `table`, `schema.table` or `catalog.schema.table`.
-    pub table_name: String,
+    pub(crate) table_name: String,
     /// Unity Catalog (workspace) URL used to obtain OAuth tokens.
-    pub unity_catalog_url: Option<String>,
+    pub(crate) unity_catalog_url: Option<String>,
     /// OAuth client id (service principal).
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// OAuth client secret; redacted in `Debug` output.
-    pub client_secret: Option<SecretString>,
+    pub(crate) client_secret: Option<SecretString>,
     /// Whether OpenTelemetry export is on (default `false`).
-    pub observability_enabled: bool,
+    pub(crate) observability_enabled: bool,
     /// OpenTelemetry settings.
-    pub observability_config: Option<OtlpConfig>,
+    pub(crate) observability_config: Option<OtlpConfig>,
     /// Legacy debug flag: turns on both debug formats when neither
     /// `debug_arrow_enabled` nor `debug_protobuf_enabled` is set (default `false`).
-    pub debug_enabled: bool,
+    pub(crate) debug_enabled: bool,
     /// Arrow IPC debug output; `None` = not set explicitly.
-    pub debug_arrow_enabled: Option<bool>,
+    pub(crate) debug_arrow_enabled: Option<bool>,
     /// Protobuf debug output; `None` = not set explicitly.
-    pub debug_protobuf_enabled: Option<bool>,
+    pub(crate) debug_protobuf_enabled: Option<bool>,
     /// Directory for debug files; required when a debug format is active.
-    pub debug_output_dir: Option<PathBuf>,
+    pub(crate) debug_output_dir: Option<PathBuf>,
     /// How often debug files are flushed, in seconds (default 5).
-    pub debug_flush_interval_secs: u64,
+    pub(crate) debug_flush_interval_secs: u64,
     /// Rotate a debug file once it reaches this many bytes (default 10 MiB);
     /// `None` = no size-based rotation.
-    pub debug_max_file_size: Option<u64>,
+    pub(crate) debug_max_file_size: Option<u64>,
     /// Rotated debug files kept per format (default 10); `None` = unlimited.
-    pub debug_max_files_retained: Option<usize>,
+    pub(crate) debug_max_files_retained: Option<usize>,
     /// Rotate a debug file older than this many seconds (default 3600);
     /// `None` = no age-based rotation.
-    pub debug_rotation_interval_secs: Option<u64>,
+    pub(crate) debug_rotation_interval_secs: Option<u64>,
     /// Maximum attempts per send, including the first (default 5).
-    pub retry_max_attempts: u32,
+    pub(crate) retry_max_attempts: u32,
     /// Initial backoff delay in milliseconds (default 100).
-    pub retry_base_delay_ms: u64,
+    pub(crate) retry_base_delay_ms: u64,
     /// Backoff delay cap in milliseconds (default 30000).
-    pub retry_max_delay_ms: u64,
+    pub(crate) retry_max_delay_ms: u64,
     /// Skip all network transmission and only write debug files (default `false`).
-    pub zerobus_writer_disabled: bool,
+    pub(crate) zerobus_writer_disabled: bool,
     /// Largest encoded record accepted (default [`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
-    pub max_record_size_bytes: usize,
+    pub(crate) max_record_size_bytes: usize,
     /// Most bytes of records in one ingest call (default [`DEFAULT_MAX_REQUEST_BYTES`]);
     /// see [`with_max_request_bytes`](Self::with_max_request_bytes).
-    pub max_request_bytes: usize,
+    pub(crate) max_request_bytes: usize,
     /// How records travel (default [`TransportKind::Protobuf`]).
-    pub transport: TransportKind,
+    pub(crate) transport: TransportKind,
     /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
     /// [`with_multiplexed_streams`](Self::with_multiplexed_streams).
-    pub multiplexed_streams: usize,
+    pub(crate) multiplexed_streams: usize,
     /// IPC body compression on the Arrow Flight transport (default
     /// [`FlightCompression::Zstd`]); see
     /// [`with_flight_ipc_compression`](Self::with_flight_ipc_compression).
-    pub flight_ipc_compression: FlightCompression,
+    pub(crate) flight_ipc_compression: FlightCompression,
     /// Check every batch against the table's columns in Unity Catalog before sending
-    /// (default `false`; needs `unity_catalog_url`; see [`crate::uc`]).
-    pub schema_check: bool,
+    /// (default `false`; needs `unity_catalog_url`; see
+    /// [`with_schema_check`](Self::with_schema_check)).
+    pub(crate) schema_check: bool,
+}
+
+/// Read access to every option (the fields are private: build with the `with_*` methods,
+/// which keep the configuration consistent).
+impl WrapperConfiguration {
+    /// Zerobus server endpoint, an `http://` or `https://` URL.
+    pub fn zerobus_endpoint(&self) -> &str {
+        &self.zerobus_endpoint
+    }
+
+    /// Target table: `table`, `schema.table` or `catalog.schema.table`.
+    pub fn table_name(&self) -> &str {
+        &self.table_name
+    }
+
+    /// Unity Catalog (workspace) URL used to obtain OAuth tokens.
+    pub fn unity_catalog_url(&self) -> Option<&str> {
+        self.unity_catalog_url.as_deref()
+    }
+
+    /// OAuth client id (service principal).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// OAuth client secret (redacted in `Debug` output); see also
+    /// [`client_secret_str`](Self::client_secret_str).
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+
+    /// Whether OpenTelemetry export is on (default `false`).
+    pub fn observability_enabled(&self) -> bool {
+        self.observability_enabled
+    }
+
+    /// OpenTelemetry settings.
+    pub fn observability_config(&self) -> Option<&OtlpConfig> {
+        self.observability_config.as_ref()
+    }
+
+    /// Legacy debug flag: turns on both debug formats when neither
+    /// `debug_arrow_enabled` nor `debug_protobuf_enabled` is set (default `false`).
+    pub fn debug_enabled(&self) -> bool {
+        self.debug_enabled
+    }
+
+    /// Arrow IPC debug output; `None` = not set explicitly.
+    pub fn debug_arrow_enabled(&self) -> Option<bool> {
+        self.debug_arrow_enabled
+    }
+
+    /// Protobuf debug output; `None` = not set explicitly.
+    pub fn debug_protobuf_enabled(&self) -> Option<bool> {
+        self.debug_protobuf_enabled
+    }
+
+    /// Directory for debug files; required when a debug format is active.
+    pub fn debug_output_dir(&self) -> Option<&Path> {
+        self.debug_output_dir.as_deref()
+    }
+
+    /// How often debug files are flushed, in seconds (default 5).
+    pub fn debug_flush_interval_secs(&self) -> u64 {
+        self.debug_flush_interval_secs
+    }
+
+    /// Rotate a debug file once it reaches this many bytes (default 10 MiB);
+    /// `None` = no size-based rotation.
+    pub fn debug_max_file_size(&self) -> Option<u64> {
+        self.debug_max_file_size
+    }
+
+    /// Rotated debug files kept per format (default 10); `None` = unlimited.
+    pub fn debug_max_files_retained(&self) -> Option<usize> {
+        self.debug_max_files_retained
+    }
+
+    /// Rotate a debug file older than this many seconds (default 3600);
+    /// `None` = no age-based rotation.
+    pub fn debug_rotation_interval_secs(&self) -> Option<u64> {
+        self.debug_rotation_interval_secs
+    }
+
+    /// Maximum attempts per send, including the first (default 5).
+    pub fn retry_max_attempts(&self) -> u32 {
+        self.retry_max_attempts
+    }
+
+    /// Initial backoff delay in milliseconds (default 100).
+    pub fn retry_base_delay_ms(&self) -> u64 {
+        self.retry_base_delay_ms
+    }
+
+    /// Backoff delay cap in milliseconds (default 30000).
+    pub fn retry_max_delay_ms(&self) -> u64 {
+        self.retry_max_delay_ms
+    }
+
+    /// Skip all network transmission and only write debug files (default `false`).
+    pub fn zerobus_writer_disabled(&self) -> bool {
+        self.zerobus_writer_disabled
+    }
+
+    /// Largest encoded record accepted (default [`DEFAULT_MAX_RECORD_SIZE_BYTES`]).
+    pub fn max_record_size_bytes(&self) -> usize {
+        self.max_record_size_bytes
+    }
+
+    /// Most bytes of records in one ingest call (default [`DEFAULT_MAX_REQUEST_BYTES`]);
+    /// see [`with_max_request_bytes`](Self::with_max_request_bytes).
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// How records travel (default [`TransportKind::Protobuf`]).
+    pub fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
+    /// [`with_multiplexed_streams`](Self::with_multiplexed_streams).
+    pub fn multiplexed_streams(&self) -> usize {
+        self.multiplexed_streams
+    }
+
+    /// IPC body compression on the Arrow Flight transport (default
+    /// [`FlightCompression::Zstd`]); see
+    /// [`with_flight_ipc_compression`](Self::with_flight_ipc_compression).
+    pub fn flight_ipc_compression(&self) -> FlightCompression {
+        self.flight_ipc_compression
+    }
+
+    /// Check every batch against the table's columns in Unity Catalog before sending
+    /// (default `false`; needs `unity_catalog_url`; see
+    /// [`with_schema_check`](Self::with_schema_check)).
+    pub fn schema_check(&self) -> bool {
+        self.schema_check
+    }
 }
 
 impl WrapperConfiguration {
@@ -450,7 +593,7 @@ impl WrapperConfiguration {
     ///
     /// let config = WrapperConfiguration::new("http://127.0.0.1:50051", "main.sales.orders")
     ///     .with_max_request_bytes(2 * 1024 * 1024);
-    /// assert_eq!(config.max_request_bytes, 2_097_152);
+    /// assert_eq!(config.max_request_bytes(), 2_097_152);
     /// assert!(config.validate().is_ok());
     ///
     /// // Over the SDK's payload limit: the error names the option and the bounds.
@@ -486,7 +629,7 @@ impl WrapperConfiguration {
     ///
     /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
     ///     .with_multiplexed_streams(4);
-    /// assert_eq!(config.multiplexed_streams, 4);
+    /// assert_eq!(config.multiplexed_streams(), 4);
     /// ```
     pub fn with_multiplexed_streams(mut self, streams: usize) -> Self {
         self.multiplexed_streams = streams;
@@ -501,14 +644,34 @@ impl WrapperConfiguration {
     /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
     ///     .with_transport(TransportKind::ArrowFlight)
     ///     .with_flight_ipc_compression(FlightCompression::Lz4);
-    /// assert_eq!(config.flight_ipc_compression.as_str(), "lz4");
+    /// assert_eq!(config.flight_ipc_compression().as_str(), "lz4");
     /// ```
     pub fn with_flight_ipc_compression(mut self, compression: FlightCompression) -> Self {
         self.flight_ipc_compression = compression;
         self
     }
 
-    /// Turns the Unity Catalog schema check on or off (see [`crate::uc`]).
+    /// Turns the Unity Catalog schema check on or off (default off; needs
+    /// `unity_catalog_url`).
+    ///
+    /// On the first batch the wrapper reads the table's columns once (`GET
+    /// {unity_catalog_url}/api/2.1/unity-catalog/tables/{table_name}`, with a bearer token from
+    /// the SDK's client-credentials flow when credentials are configured). Every batch is then
+    /// checked before it is encoded:
+    ///
+    /// - the same columns as the table (names compared ignoring case): missing and extra
+    ///   columns are named;
+    /// - in the table's order, so that field number = position + 1 for every column;
+    /// - types that match the table's, or widen without loss, in which case the column is cast:
+    ///   TINYINT → SMALLINT → INT → BIGINT, TINYINT/SMALLINT → FLOAT,
+    ///   TINYINT/SMALLINT/INT/FLOAT → DOUBLE, integers → DECIMAL with room for their digits,
+    ///   DECIMAL(p, s) → DECIMAL(p', s') with s' ≥ s and p' − s' ≥ p − s;
+    /// - rows with a null in a column the table declares NOT NULL are taken out and reported
+    ///   as per-row `NullInNonNullableColumn` errors naming the column.
+    ///
+    /// A schema that fails the check fails the whole batch with a `SchemaMismatch`
+    /// conversion error listing every column at fault. The plan for each distinct Arrow
+    /// schema is computed once. In writer-disabled mode there is no check (no network).
     pub fn with_schema_check(mut self, enabled: bool) -> Self {
         self.schema_check = enabled;
         self
@@ -703,7 +866,7 @@ pub fn validate_table_name(name: &str) -> Result<()> {
 }
 
 fn config_error(message: impl Into<String>) -> ZerobusError {
-    ZerobusError::ConfigurationError(message.into())
+    ZerobusError::configuration(message.into())
 }
 
 fn validate_http_url(field: &str, url: &str) -> Result<()> {

@@ -16,7 +16,7 @@ fn valid() -> WrapperConfiguration {
 /// The message of a `ConfigurationError`; panics on any other outcome.
 fn config_message<T: std::fmt::Debug>(result: Result<T>) -> String {
     match result {
-        Err(ZerobusError::ConfigurationError(message)) => message,
+        Err(ZerobusError::ConfigurationError { message, .. }) => message,
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }

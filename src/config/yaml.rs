@@ -29,7 +29,7 @@ impl WrapperConfiguration {
     fn from_yaml_source(yaml: &str, source: &str) -> Result<Self> {
         let raw: RawConfig = serde_yaml_ng::from_str(yaml).map_err(|err| {
             let message = err.to_string();
-            match err.location() {
+            let error = match err.location() {
                 Some(loc) => {
                     let suffix = format!(" at line {} column {}", loc.line(), loc.column());
                     let message = message.strip_suffix(&suffix).unwrap_or(&message);
@@ -40,7 +40,8 @@ impl WrapperConfiguration {
                     ))
                 }
                 None => config_error(format!("{source}: {message}")),
-            }
+            };
+            error.with_source(err)
         })?;
         Ok(raw.into_configuration())
     }

@@ -83,6 +83,7 @@ use rotation::{RotatingFile, RotationPolicy};
 
 /// What to write and when to rotate; filled by the wrapper from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DebugSettings {
     /// Root directory; files go to `<output_dir>/zerobus/arrow` and `<output_dir>/zerobus/proto`.
     pub output_dir: PathBuf,
@@ -101,6 +102,26 @@ pub struct DebugSettings {
 }
 
 impl DebugSettings {
+    /// Both formats into `output_dir`, with the defaults of
+    /// [`WrapperConfiguration`](crate::WrapperConfiguration): rotation at 10 MiB or one
+    /// hour, the newest 10 rotated files kept, a flush every 5 seconds. Change the fields to
+    /// taste.
+    pub fn new(output_dir: impl Into<PathBuf>) -> Self {
+        use crate::config::{
+            DEFAULT_DEBUG_FLUSH_INTERVAL_SECS, DEFAULT_DEBUG_MAX_FILES_RETAINED,
+            DEFAULT_DEBUG_MAX_FILE_SIZE, DEFAULT_DEBUG_ROTATION_INTERVAL_SECS,
+        };
+        Self {
+            output_dir: output_dir.into(),
+            arrow_enabled: true,
+            protobuf_enabled: true,
+            max_file_size: Some(DEFAULT_DEBUG_MAX_FILE_SIZE),
+            rotation_interval: Some(Duration::from_secs(DEFAULT_DEBUG_ROTATION_INTERVAL_SECS)),
+            max_files_retained: Some(DEFAULT_DEBUG_MAX_FILES_RETAINED),
+            flush_interval: Duration::from_secs(DEFAULT_DEBUG_FLUSH_INTERVAL_SECS),
+        }
+    }
+
     fn policy(&self) -> RotationPolicy {
         RotationPolicy {
             max_file_size: self.max_file_size,
@@ -123,7 +144,6 @@ impl DebugSettings {
 /// ```
 /// use std::fs::File;
 /// use std::sync::Arc;
-/// use std::time::Duration;
 ///
 /// use arrow::array::Int64Array;
 /// use arrow::datatypes::{DataType, Field, Schema};
@@ -133,15 +153,9 @@ impl DebugSettings {
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
-/// let settings = DebugSettings {
-///     output_dir: dir.path().to_path_buf(),
-///     arrow_enabled: true,
-///     protobuf_enabled: false,
-///     max_file_size: Some(10 * 1024 * 1024),
-///     rotation_interval: None,
-///     max_files_retained: Some(10),
-///     flush_interval: Duration::from_secs(5),
-/// };
+/// let mut settings = DebugSettings::new(dir.path());
+/// settings.protobuf_enabled = false;
+/// settings.rotation_interval = None;
 /// let writer = DebugWriter::new(settings, "main.sales.orders")?;
 ///
 /// let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
@@ -249,23 +263,14 @@ impl DebugWriter {
     /// # Example: writing and decoding
     ///
     /// ```
-    /// use std::time::Duration;
-    ///
     /// use arrow_zerobus_sdk_wrapper::{DebugSettings, DebugWriter};
     /// use prost_reflect::{DescriptorPool, DynamicMessage};
     /// use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let dir = tempfile::tempdir()?;
-    /// let settings = DebugSettings {
-    ///     output_dir: dir.path().to_path_buf(),
-    ///     arrow_enabled: false,
-    ///     protobuf_enabled: true,
-    ///     max_file_size: None,
-    ///     rotation_interval: None,
-    ///     max_files_retained: None,
-    ///     flush_interval: Duration::from_secs(5),
-    /// };
+    /// let mut settings = DebugSettings::new(dir.path());
+    /// settings.arrow_enabled = false;
     /// let writer = DebugWriter::new(settings, "t")?;
     /// // An empty message `Empty`; its records are empty byte strings.
     /// let descriptor = FileDescriptorSet {

@@ -73,7 +73,7 @@ impl RotationPolicy {
 /// character boundary) to [`MAX_STEM_BYTES`] so the active file name fits 255 bytes.
 pub(crate) fn file_base_for_table(table_name: &str) -> Result<String, ZerobusError> {
     if table_name.is_empty() {
-        return Err(ZerobusError::ConfigurationError(
+        return Err(ZerobusError::configuration(
             "debug output: table name is empty".to_string(),
         ));
     }
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(file_base_for_table("a\\b:c\0d").unwrap(), "a_b_c_d");
         assert!(matches!(
             file_base_for_table(""),
-            Err(ZerobusError::ConfigurationError(_))
+            Err(ZerobusError::ConfigurationError { .. })
         ));
     }
 

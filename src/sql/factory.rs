@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
+use databricks_zerobus_ingest_sdk::DefaultTokenFactory;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::CreateExternalTable;
-use async_trait::async_trait;
-use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
-use databricks_zerobus_ingest_sdk::DefaultTokenFactory;
 
 use super::options::TableOptions;
 use super::provider::ZerobusTableProvider;
@@ -26,17 +26,52 @@ pub const FACTORY_KEY: &str = "ZEROBUS";
 ///
 /// Options are described in `docs/datafusion.md` ([`KNOWN_OPTIONS`](super::KNOWN_OPTIONS));
 /// the endpoint, Unity Catalog URL and credentials fall back to the `ZEROBUS_*` environment
-/// variables. Without a column list the schema is read from Unity Catalog
-/// (`unity_catalog_url` is then required).
-#[derive(Debug, Default, Clone)]
+/// variables (of the process, or of the lookup given to
+/// [`with_env`](Self::with_env)). Without a column list the schema is read from Unity
+/// Catalog (`unity_catalog_url` is then required).
+#[derive(Clone)]
 pub struct ZerobusTableProviderFactory {
-    _private: (),
+    env: EnvLookup,
+}
+
+/// Where a factory reads the `ZEROBUS_*` variables.
+type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for ZerobusTableProviderFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The lookup may hold credentials: never print what it returns.
+        f.debug_struct("ZerobusTableProviderFactory")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ZerobusTableProviderFactory {
+    fn default() -> Self {
+        Self::with_env(|name| std::env::var(name).ok())
+    }
 }
 
 impl ZerobusTableProviderFactory {
     /// A factory reading environment variables from the process environment.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A factory reading the `ZEROBUS_*` fallbacks through `lookup` instead of the process
+    /// environment (one set of credentials per session, a test without `set_var`).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use arrow_zerobus_sdk_wrapper::sql::ZerobusTableProviderFactory;
+    ///
+    /// let env = HashMap::from([("ZEROBUS_ENDPOINT".to_string(), "http://127.0.0.1:50051".to_string())]);
+    /// let factory = ZerobusTableProviderFactory::with_env(move |name| env.get(name).cloned());
+    /// # let _ = factory;
+    /// ```
+    pub fn with_env(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            env: Arc::new(lookup),
+        }
     }
 }
 
@@ -63,7 +98,7 @@ impl TableProviderFactory for ZerobusTableProviderFactory {
                     .into(),
             ));
         }
-        let options = TableOptions::parse(table, &cmd.options, |name| std::env::var(name).ok())?;
+        let options = TableOptions::parse(table, &cmd.options, |name| (self.env)(name))?;
         let schema: SchemaRef = if cmd.schema.fields().is_empty() {
             Arc::new(fetch_uc_schema(&options.config).await?)
         } else {

@@ -14,8 +14,8 @@
 //!   transport as every other entry point) and returns the number of rows that landed.
 //! - [`ZerobusTableProviderFactory`]: `CREATE EXTERNAL TABLE ... STORED AS ZEROBUS`, under
 //!   the key [`FACTORY_KEY`].
-//! - [`register`] / [`with_zerobus`]: everything on a `SessionContext` /
-//!   `SessionStateBuilder` in one call.
+//! - [`register`] / [`register_with`] / [`with_zerobus`]: the factory on a
+//!   `SessionContext` / `SessionStateBuilder` in one call.
 //!
 //! Failure handling ([`OnError`]), options and metrics: `docs/datafusion.md`.
 
@@ -42,12 +42,19 @@ pub use options::{
 pub use provider::ZerobusTableProvider;
 pub use sink::ZerobusDataSink;
 
-/// Registers the `STORED AS ZEROBUS` table factory on `ctx`.
+/// Registers the `STORED AS ZEROBUS` table factory on `ctx` (reading the `ZEROBUS_*`
+/// fallbacks from the process environment).
 pub fn register(ctx: &SessionContext) {
-    ctx.state_ref().write().table_factories_mut().insert(
-        FACTORY_KEY.to_string(),
-        Arc::new(ZerobusTableProviderFactory::new()),
-    );
+    register_with(ctx, ZerobusTableProviderFactory::new());
+}
+
+/// Registers `factory` (e.g. one made with
+/// [`ZerobusTableProviderFactory::with_env`]) for `STORED AS ZEROBUS` on `ctx`.
+pub fn register_with(ctx: &SessionContext, factory: ZerobusTableProviderFactory) {
+    ctx.state_ref()
+        .write()
+        .table_factories_mut()
+        .insert(FACTORY_KEY.to_string(), Arc::new(factory));
 }
 
 /// `builder` with the `STORED AS ZEROBUS` table factory (call after

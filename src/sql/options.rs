@@ -12,6 +12,7 @@ use crate::config::{FlightCompression, TransportKind, WrapperConfiguration};
 
 /// What the sink does with rows Zerobus did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OnError {
     /// The INSERT fails once every good row is durable, with the failed rows counted and
     /// grouped by error type (the default).
@@ -34,6 +35,7 @@ impl OnError {
 
 /// How the sink drives the wrapper: parallel streams, batches in flight, failure handling.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkOptions {
     /// Worker streams fed from the input (each its own [`ZerobusWrapper`](crate::ZerobusWrapper)
     /// and Zerobus stream); at least 1.
@@ -68,6 +70,35 @@ impl Default for SinkOptions {
     }
 }
 
+impl SinkOptions {
+    /// Sets [`workers`](Self::workers).
+    ///
+    /// ```
+    /// use arrow_zerobus_sdk_wrapper::sql::{OnError, SinkOptions};
+    ///
+    /// let options = SinkOptions::default()
+    ///     .with_workers(2)
+    ///     .with_on_error(OnError::Quarantine("./failed".into()));
+    /// assert_eq!((options.workers, options.on_error.as_str()), (2, "quarantine"));
+    /// ```
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`max_inflight_batches`](Self::max_inflight_batches).
+    pub fn with_max_inflight_batches(mut self, batches: usize) -> Self {
+        self.max_inflight_batches = batches;
+        self
+    }
+
+    /// Sets [`on_error`](Self::on_error).
+    pub fn with_on_error(mut self, on_error: OnError) -> Self {
+        self.on_error = on_error;
+        self
+    }
+}
+
 /// The options a Zerobus table accepts, each with the environment variable that stands in
 /// for it when it is not given (`None`: no fallback).
 pub const KNOWN_OPTIONS: &[(&str, Option<&str>)] = &[
@@ -94,6 +125,7 @@ pub const KNOWN_OPTIONS: &[(&str, Option<&str>)] = &[
 
 /// The parsed options of one table.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TableOptions {
     /// The wrapper configuration (endpoint, credentials, transport, retries, ...).
     pub config: WrapperConfiguration,

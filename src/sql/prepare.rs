@@ -139,13 +139,10 @@ fn rejected_failures(
             let error = ZerobusError::ConversionError(
                 ConversionFailure::new(
                     ConversionErrorKind::NullInNonNullableColumn,
-                    format!(
-                        "column '{column}' is declared NOT NULL but input row {input_row} \
-                         holds a null"
-                    ),
+                    format!("column '{column}' is declared NOT NULL but the row holds a null"),
                 )
                 .with_column(column)
-                .with_row(row),
+                .with_row(input_row as usize),
             );
             RowFailure::new(input_row, &error)
         })

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::sink::DataSink;
@@ -21,7 +22,6 @@ use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
-use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -29,7 +29,6 @@ use super::failures::{FailureLog, RowFailure};
 use super::options::{OnError, SinkOptions};
 use super::prepare::{prepare, Prepared};
 use crate::config::WrapperConfiguration;
-use crate::error::ZerobusError;
 use crate::wrapper::{PendingBatch, ZerobusWrapper};
 
 /// Streams an INSERT's rows into a Zerobus table through [`ZerobusWrapper`]s.
@@ -184,7 +183,7 @@ impl DataSink for ZerobusDataSink {
         for _ in 0..self.options.workers {
             let wrapper = ZerobusWrapper::new(self.config.clone())
                 .await
-                .map_err(external)?;
+                .map_err(DataFusionError::from)?;
             workers.push(tokio::spawn(worker(
                 wrapper,
                 Arc::clone(&receiver),
@@ -247,7 +246,7 @@ fn finish(
     error: Option<DataFusionError>,
 ) -> Result<u64> {
     let mut log = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let quarantined = log.finish().map_err(external)?;
+    let quarantined = log.finish().map_err(DataFusionError::from)?;
     let table = log.table().to_string();
     if let Some(error) = error {
         return Err(error.context(format!(
@@ -315,7 +314,7 @@ async fn worker(
             }
         }
     }
-    let shutdown = wrapper.shutdown().await.map_err(external);
+    let shutdown = wrapper.shutdown().await.map_err(DataFusionError::from);
     outcome?;
     if let Some(e) = settle_error {
         return Err(e);
@@ -350,14 +349,17 @@ async fn submit(
         &shared.nullable_schema,
         first_row,
     )
-    .map_err(external)?;
+    .map_err(DataFusionError::from)?;
     if let Some((rows, failures)) = rejected {
         record_failures(shared, &rows, &failures)?;
     }
     let Some(send) = send else {
         return Ok(None);
     };
-    let pending = wrapper.submit_batch(send.clone()).await.map_err(external)?;
+    let pending = wrapper
+        .submit_batch(send.clone())
+        .await
+        .map_err(DataFusionError::from)?;
     timer.done();
     Ok(Some(InFlight {
         batch: send,
@@ -397,9 +399,5 @@ fn record_failures(shared: &Shared, rows: &RecordBatch, failures: &[RowFailure])
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .record(rows, failures)
-        .map_err(external)
-}
-
-fn external(error: ZerobusError) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
+        .map_err(DataFusionError::from)
 }

@@ -13,7 +13,7 @@
 //! the payload limit is a chunk of its own.
 
 use crate::encode::{varint_len, EncodedBatch};
-use crate::error::{ConversionErrorKind, ZerobusError};
+use crate::error::{ConversionErrorKind, ConversionFailure, ZerobusError};
 
 /// The rows of one ingest call, in row order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,13 +104,16 @@ pub(crate) fn plan_chunks(
                 from = row + 1;
                 too_large.push((
                     row,
-                    ZerobusError::conversion(
-                        ConversionErrorKind::RecordTooLarge,
-                        format!(
-                            "row {row}: record of {len} bytes exceeds the Zerobus ingest payload \
-                             limit of {limit} bytes (including {} bytes of framing)",
-                            size - len
-                        ),
+                    ZerobusError::ConversionError(
+                        ConversionFailure::new(
+                            ConversionErrorKind::RecordTooLarge,
+                            format!(
+                                "record of {len} bytes exceeds the Zerobus ingest payload limit \
+                                 of {limit} bytes (including {} bytes of framing)",
+                                size - len
+                            ),
+                        )
+                        .with_row(row),
                     ),
                 ));
                 continue;

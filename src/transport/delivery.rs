@@ -75,9 +75,7 @@ pub(crate) async fn queue<S: LaneStream>(
             attempts: 0,
             failed_rows: vec![(
                 0,
-                ZerobusError::TransmissionError(format!(
-                    "delivery task ended abnormally: {join_error}"
-                )),
+                ZerobusError::transmission(format!("delivery task ended abnormally: {join_error}")),
             )],
         })
     })
@@ -115,10 +113,11 @@ async fn settle<S: LaneStream>(
             Ok(Some(Placement::Lost(error))) => {
                 attempt += 1;
                 if attempt > lane.retry().attempts {
-                    let error = ZerobusError::RetryExhausted(format!(
+                    let error = ZerobusError::retry_exhausted(format!(
                         "records not acknowledged after {} attempts: {error}",
                         attempt - 1
-                    ));
+                    ))
+                    .with_source(error.clone());
                     return (attempt - 1, fail_all(&chunk.rows, &error));
                 }
                 match lane.ingest(|| payloads(&chunk.rows), attempt).await {
@@ -147,7 +146,7 @@ async fn isolate<S: LaneStream>(
     let mut streams = 0;
     while let Some(part) = parts.pop() {
         if streams == MAX_ISOLATION_STREAMS {
-            let error = ZerobusError::TransmissionError(format!(
+            let error = ZerobusError::transmission(format!(
                 "rejected by the server as part of a request whose bad records could not be \
                  isolated within {MAX_ISOLATION_STREAMS} streams"
             ));
@@ -159,7 +158,7 @@ async fn isolate<S: LaneStream>(
             Ok(()) => {}
             Err(Err(error)) => failed.extend(fail_all(&part, &error)),
             Err(Ok(refusal)) if part.len() == 1 => {
-                failed.push((part[0], rejected(part[0], &refusal)));
+                failed.push((part[0], rejected(&refusal)));
             }
             Err(Ok(_)) => {
                 let (left, right) = part.split_at(part.len() / 2);

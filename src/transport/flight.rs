@@ -90,9 +90,8 @@ fn sendable(
     let rows = if sent.len() == batch.num_rows() {
         batch.clone()
     } else {
-        take_record_batch(batch, &indices(sent.iter().map(|row| row - first_row))).map_err(|e| {
-            ZerobusError::TransmissionError(format!("selecting the rows to send: {e}"))
-        })?
+        take_record_batch(batch, &indices(sent.iter().map(|row| row - first_row)))
+            .map_err(|e| ZerobusError::arrow("selecting the rows to send", e))?
     };
     normalize_batch(&rows, &Arc::new(target_schema(schema)))
 }

@@ -411,8 +411,8 @@ impl<S: LaneStream> Lane<S> {
                 }
                 Ok((generation.clone(), offset))
             }
-            Ok(None) => Err(IngestFailure::Failed(ZerobusError::TransmissionError(
-                "internal error: an empty request was queued".to_string(),
+            Ok(None) => Err(IngestFailure::Failed(ZerobusError::transmission(
+                "internal error: an empty request was queued",
             ))),
             Err(error) if generation.stream.is_closed() => Err(IngestFailure::Closed(error)),
             Err(error) => Err(IngestFailure::Failed(from_sdk(&error))),
@@ -436,17 +436,21 @@ impl<S: LaneStream> Lane<S> {
         let _exclusive = generation.gate.write().await;
         if !generation.stream.is_closed() {
             // The wait timed out on a stream that is still open: nothing can be taken back.
-            return Recovery::failed(ZerobusError::TransmissionError(format!(
-                "no acknowledgement from Zerobus: {error}"
-            )));
+            return Recovery::failed(
+                ZerobusError::transmission(format!("no acknowledgement from Zerobus: {error}"))
+                    .with_source(error),
+            );
         }
         let batches = match generation.stream.unacked().await {
             Ok(batches) => batches,
             Err(inspect) => {
-                return Recovery::failed(ZerobusError::TransmissionError(format!(
-                    "the stream failed ({error}) and its unacknowledged records could not be \
-                     read back: {inspect}"
-                )))
+                return Recovery::failed(
+                    ZerobusError::transmission(format!(
+                        "the stream failed ({error}) and its unacknowledged records could not \
+                         be read back: {inspect}"
+                    ))
+                    .with_source(error),
+                )
             }
         };
         let last = lock(&generation.last_offset).unwrap_or(-1);
@@ -469,10 +473,13 @@ impl<S: LaneStream> Lane<S> {
         for (offset, batch) in (first_unacked..).zip(batches) {
             let attempt = generation.attempt_of(offset) + 1;
             if attempt > self.settings.retry.attempts {
-                placements.push(Placement::Failed(ZerobusError::RetryExhausted(format!(
-                    "records not acknowledged after {} attempts: {error}",
-                    attempt - 1
-                ))));
+                placements.push(Placement::Failed(
+                    ZerobusError::retry_exhausted(format!(
+                        "records not acknowledged after {} attempts: {error}",
+                        attempt - 1
+                    ))
+                    .with_source(error.clone()),
+                ));
                 continue;
             }
             placements.push(match self.ingest_once(batch, attempt).await {

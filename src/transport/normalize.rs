@@ -103,18 +103,18 @@ pub(crate) fn normalize_batch(
         .zip(target.fields())
         .map(|(column, field)| {
             normalize(column, field.data_type()).map_err(|e| {
-                ZerobusError::TransmissionError(format!(
-                    "column `{}`: cannot convert {} to {} for Arrow Flight: {e}",
+                let context = format!(
+                    "column `{}`: cannot convert {} to {} for Arrow Flight",
                     field.name(),
                     column.data_type(),
                     field.data_type()
-                ))
+                );
+                ZerobusError::arrow(context, e)
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(target.clone(), columns).map_err(|e| {
-        ZerobusError::TransmissionError(format!("building the Arrow Flight batch: {e}"))
-    })
+    RecordBatch::try_new(target.clone(), columns)
+        .map_err(|e| ZerobusError::arrow("building the Arrow Flight batch", e))
 }
 
 type Result<T, E = arrow::error::ArrowError> = std::result::Result<T, E>;

@@ -154,7 +154,8 @@ impl<F: WireFormat> SdkTransport<F> {
             builder = builder.unity_catalog_url(url.trim_end_matches('/'));
         }
         let sdk = builder.build().map_err(|e| {
-            ZerobusError::ConfigurationError(format!("zerobus_endpoint: {}", from_sdk(&e)))
+            ZerobusError::configuration(format!("zerobus_endpoint: {}", from_sdk(&e)))
+                .with_source(e)
         })?;
         let credentials = match (&config.client_id, config.client_secret_str()) {
             (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
@@ -218,11 +219,12 @@ impl<F: WireFormat> SdkTransport<F> {
 fn message_descriptor(schema: &TableSchema) -> Result<MessageDescriptor, ZerobusError> {
     let pool =
         DescriptorPool::from_file_descriptor_set(schema.file_descriptor_set()).map_err(|e| {
-            ZerobusError::TransmissionError(format!("descriptor of {}: {e}", schema.message_name()))
+            ZerobusError::transmission(format!("descriptor of {}: {e}", schema.message_name()))
+                .with_source(e)
         })?;
     pool.get_message_by_name(schema.message_name())
         .ok_or_else(|| {
-            ZerobusError::TransmissionError(format!(
+            ZerobusError::transmission(format!(
                 "descriptor pool has no message {}",
                 schema.message_name()
             ))

@@ -7,35 +7,38 @@ use crate::error::ZerobusError;
 
 /// The wrapper error for an SDK error. SDK messages carry no secrets (tokens and client
 /// secrets never appear in them), so they are kept as the detail.
+/// The SDK's error is kept as the source.
 pub(crate) fn from_sdk(error: &SdkError) -> ZerobusError {
     let text = error.to_string();
-    match error {
-        SdkError::InvalidUCTokenError(_) => ZerobusError::AuthenticationError(text),
-        SdkError::TokenFetchError(_) => ZerobusError::TokenRefreshError(text),
+    let wrapped = match error {
+        SdkError::InvalidUCTokenError(_) => ZerobusError::authentication(text),
+        SdkError::TokenFetchError(_) => ZerobusError::token_refresh(text),
         SdkError::CreateStreamError(status) | SdkError::StreamClosedError(status)
             if matches!(
                 status.code(),
                 Code::Unauthenticated | Code::PermissionDenied
             ) =>
         {
-            ZerobusError::AuthenticationError(text)
+            ZerobusError::authentication(text)
         }
         SdkError::ChannelCreationError(_)
         | SdkError::FailedToEstablishTlsConnectionError
         | SdkError::ConnectionTimeout(_)
-        | SdkError::CreateStreamError(_) => ZerobusError::ConnectionError(text),
+        | SdkError::CreateStreamError(_) => ZerobusError::connection(text),
         SdkError::InvalidZerobusEndpointError(_)
         | SdkError::InvalidTableName(_)
-        | SdkError::InvalidUCEndpointError(_) => ZerobusError::ConfigurationError(text),
-        _ => ZerobusError::TransmissionError(text),
-    }
+        | SdkError::InvalidUCEndpointError(_) => ZerobusError::configuration(text),
+        _ => ZerobusError::transmission(text),
+    };
+    wrapped.with_source(error.clone())
 }
 
 /// The error for an operation that still failed after `attempts` attempts. A retryable
 /// cause becomes [`ZerobusError::RetryExhausted`]; a permanent one keeps its own kind.
 pub(crate) fn exhausted(error: &SdkError, attempts: u32, what: &str) -> ZerobusError {
     if error.is_retryable() {
-        ZerobusError::RetryExhausted(format!("{what} failed after {attempts} attempts: {error}"))
+        ZerobusError::retry_exhausted(format!("{what} failed after {attempts} attempts: {error}"))
+            .with_source(error.clone())
     } else {
         from_sdk(error)
     }
@@ -58,8 +61,9 @@ pub(crate) fn is_rejection(error: &SdkError) -> bool {
 }
 
 /// The per-row error of a record the server refused.
-pub(crate) fn rejected(row: usize, error: &SdkError) -> ZerobusError {
-    ZerobusError::TransmissionError(format!("row {row}: rejected by the server: {error}"))
+pub(crate) fn rejected(error: &SdkError) -> ZerobusError {
+    ZerobusError::transmission(format!("rejected by the server: {error}"))
+        .with_source(error.clone())
 }
 
 #[cfg(test)]
@@ -73,18 +77,21 @@ mod tests {
         let auth = SdkError::CreateStreamError(Status::unauthenticated("bad token"));
         assert!(matches!(
             from_sdk(&auth),
-            ZerobusError::AuthenticationError(_)
+            ZerobusError::AuthenticationError { .. }
         ));
         let down = SdkError::CreateStreamError(Status::unavailable("down"));
-        assert!(matches!(from_sdk(&down), ZerobusError::ConnectionError(_)));
+        assert!(matches!(
+            from_sdk(&down),
+            ZerobusError::ConnectionError { .. }
+        ));
         assert!(matches!(
             exhausted(&down, 3, "opening a stream"),
-            ZerobusError::RetryExhausted(m) if m.contains("after 3 attempts")
+            ZerobusError::RetryExhausted { message, .. } if message.contains("after 3 attempts")
         ));
         let table = SdkError::InvalidTableName("x".into());
         assert!(matches!(
             exhausted(&table, 1, "opening a stream"),
-            ZerobusError::ConfigurationError(_)
+            ZerobusError::ConfigurationError { .. }
         ));
     }
 
@@ -103,13 +110,17 @@ mod tests {
         assert!(!is_rejection(&SdkError::StreamClosedError(
             Status::deadline_exceeded("Server ack timeout")
         )));
-        let row = rejected(
-            4,
-            &SdkError::StreamClosedError(Status::invalid_argument("bad")),
-        );
+        let row = rejected(&SdkError::StreamClosedError(Status::invalid_argument(
+            "bad",
+        )));
         assert!(
-            row.to_string().contains("row 4: rejected by the server"),
+            row.to_string()
+                .starts_with("Transmission error: rejected by the server"),
             "{row}"
         );
+        let status = std::error::Error::source(&row)
+            .and_then(|cause| cause.downcast_ref::<SdkError>())
+            .map(|sdk| matches!(sdk, SdkError::StreamClosedError(s) if s.message() == "bad"));
+        assert_eq!(status, Some(true), "the SDK's error is the source");
     }
 }

@@ -39,8 +39,8 @@ pub(crate) struct CheckedRows {
 
 impl CheckedRows {
     /// `failed` (indices of the checked batch) in original row indices, also in their
-    /// messages ([`ZerobusError::renumbered`]), plus the rows the check rejected, in row
-    /// order.
+    /// conversion failures' `row` ([`ZerobusError::at_row`]), plus the rows the check
+    /// rejected, in row order.
     pub(crate) fn restore(
         self,
         mut failed: Vec<(usize, ZerobusError)>,
@@ -48,7 +48,7 @@ impl CheckedRows {
         if let Some(kept) = &self.kept {
             failed = failed
                 .into_iter()
-                .map(|(row, error)| (kept[row], error.renumbered(row, kept[row])))
+                .map(|(row, error)| (kept[row], error.at_row(kept[row])))
                 .collect();
         }
         failed.extend(self.rejected);
@@ -178,7 +178,7 @@ impl Plan {
                     let failure = ConversionFailure::new(
                         ConversionErrorKind::NullInNonNullableColumn,
                         format!(
-                            "column '{}' is NOT NULL in table {} but row {row} is null",
+                            "column '{}' is NOT NULL in table {} but the row holds a null",
                             plan.name, self.table
                         ),
                     )

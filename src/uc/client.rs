@@ -23,17 +23,15 @@ pub(crate) async fn fetch_table(
     let uc_url = config
         .unity_catalog_url
         .as_deref()
-        .ok_or_else(|| {
-            ZerobusError::ConfigurationError("schema_check: needs unity_catalog_url".into())
-        })?
+        .ok_or_else(|| ZerobusError::configuration("schema_check: needs unity_catalog_url"))?
         .trim_end_matches('/');
     let mut client = reqwest::Client::builder().timeout(TIMEOUT);
     if is_loopback_http(uc_url) {
         client = client.no_proxy();
     }
-    let client = client
-        .build()
-        .map_err(|e| ZerobusError::ConfigurationError(format!("unity_catalog_url: {e}")))?;
+    let client = client.build().map_err(|e| {
+        ZerobusError::configuration(format!("unity_catalog_url: {e}")).with_source(e)
+    })?;
     let url = format!(
         "{uc_url}/api/2.1/unity-catalog/tables/{}",
         config.table_name
@@ -49,30 +47,29 @@ pub(crate) async fn fetch_table(
         )
         .await
         .map_err(|e| {
-            ZerobusError::TokenRefreshError(format!(
-                "token for the Unity Catalog schema check: {e}"
-            ))
+            ZerobusError::token_refresh(format!("token for the Unity Catalog schema check: {e}"))
+                .with_source(e)
         })?;
         request = request.bearer_auth(token);
     }
     let response = request.send().await.map_err(|e| {
-        ZerobusError::ConnectionError(format!("Unity Catalog GET {url}: {}", e.without_url()))
+        let e = e.without_url();
+        ZerobusError::connection(format!("Unity Catalog GET {url}: {e}")).with_source(e)
     })?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
         let message = format!("Unity Catalog GET {url}: HTTP {status}: {body}");
         return Err(match status.as_u16() {
-            401 | 403 => ZerobusError::AuthenticationError(message),
-            404 => ZerobusError::ConfigurationError(format!("table_name: {message}")),
-            _ => ZerobusError::ConnectionError(message),
+            401 | 403 => ZerobusError::authentication(message),
+            404 => ZerobusError::configuration(format!("table_name: {message}")),
+            _ => ZerobusError::connection(message),
         });
     }
     response.json().await.map_err(|e| {
-        ZerobusError::ConnectionError(format!(
-            "Unity Catalog GET {url}: unexpected response: {}",
-            e.without_url()
-        ))
+        let e = e.without_url();
+        ZerobusError::connection(format!("Unity Catalog GET {url}: unexpected response: {e}"))
+            .with_source(e)
     })
 }
 

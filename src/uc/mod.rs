@@ -1,24 +1,5 @@
-//! The optional schema check against Unity Catalog
-//! ([`WrapperConfiguration::with_schema_check`](crate::WrapperConfiguration::with_schema_check)).
-//!
-//! On the first batch the wrapper reads the table's columns once (`GET
-//! {unity_catalog_url}/api/2.1/unity-catalog/tables/{table_name}`, with a bearer token from
-//! the SDK's client-credentials flow when credentials are configured). Every batch is then
-//! checked before it is encoded:
-//!
-//! - the same columns as the table (names compared ignoring case): missing and extra
-//!   columns are named;
-//! - in the table's order, so that field number = position + 1 for every column;
-//! - types that match the table's, or widen without loss, in which case the column is cast:
-//!   TINYINT → SMALLINT → INT → BIGINT, TINYINT/SMALLINT → FLOAT,
-//!   TINYINT/SMALLINT/INT/FLOAT → DOUBLE, integers → DECIMAL with room for their digits,
-//!   DECIMAL(p, s) → DECIMAL(p', s') with s' ≥ s and p' − s' ≥ p − s;
-//! - rows with a null in a column the table declares NOT NULL are taken out and reported
-//!   as per-row `NullInNonNullableColumn` errors naming the column.
-//!
-//! A schema that fails the check fails the whole batch with a `SchemaMismatch`
-//! conversion error listing every column at fault. The plan for each distinct Arrow
-//! schema is computed once. In writer-disabled mode there is no check (no network).
+//! The optional schema check against Unity Catalog; what it checks is documented on
+//! [`WrapperConfiguration::with_schema_check`](crate::WrapperConfiguration::with_schema_check).
 
 mod check;
 mod client;

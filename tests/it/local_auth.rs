@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use zerobus_test_support::local::{sdk, timestamp_field};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use zerobus_local::{Auth, Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_request, zerobus_client::ZerobusClient,
 };
@@ -20,6 +18,8 @@ use databricks_zerobus_ingest_sdk::{
 use futures::StreamExt as _;
 use prost_types::field_descriptor_proto::{Label, Type as ProtoType};
 use secrecy::ExposeSecret;
+use zerobus_local::{Auth, Landing, LocalZerobus};
+use zerobus_test_support::local::{sdk, timestamp_field};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use zerobus_local::LocalZerobus;
 use databricks_zerobus_ingest_sdk::{ZerobusSdk, ZerobusStream};
 use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+use zerobus_local::LocalZerobus;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use arrow::array::{Array, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use zerobus_local::{Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::{
     AckCallback, OffsetId, StreamBuilder, ZerobusError as SdkError, ZerobusSdk, ZerobusStream,
 };
 use tonic::Code;
+use zerobus_local::{Landing, LocalZerobus};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zerobus_test_support::local::{heavy_test_slot, sdk, timestamp_field};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
     Float32Array, Float64Array, Int16Array, Int32Array, Int32Builder, Int64Array, Int64Builder,
@@ -15,12 +14,13 @@ use arrow::array::{
     MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use zerobus_local::{Landing, LocalZerobus, LocalZerobusBuilder};
 use databricks_zerobus_ingest_sdk::{
     ReconnectReason, SchemaValidationCause, StatsExporter, StreamBuilder, StreamStat,
     ZerobusArrowStream, ZerobusError as SdkError, ZerobusSdk,
 };
 use tonic::Code;
+use zerobus_local::{Landing, LocalZerobus, LocalZerobusBuilder};
+use zerobus_test_support::local::{heavy_test_slot, sdk, timestamp_field};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -10,7 +10,6 @@ use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use zerobus_local::{Auth, Landing, LocalZerobus};
 
-use zerobus_test_support::local::memory_server;
 use arrow_zerobus_sdk_wrapper::{OtlpConfig, WrapperConfiguration, ZerobusWrapper};
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{KeyValue, Value};
@@ -19,6 +18,7 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use secrecy::ExposeSecret;
 use tonic::Code;
+use zerobus_test_support::local::memory_server;
 
 /// The global providers every observed wrapper in this binary records into.
 struct Exporters {

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use zerobus_test_support::concurrent::send_concurrently;
-use zerobus_test_support::local::{memory_server, timestamp_field};
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array,
     Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
@@ -14,12 +12,14 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
-use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
 };
 use tonic::Code;
+use zerobus_local::{Landing, LocalZerobus};
+use zerobus_test_support::concurrent::send_concurrently;
+use zerobus_test_support::local::{memory_server, timestamp_field};
 
 /// The table's Arrow schema (canonical types, so the landed table has exactly these).
 fn table_schema() -> SchemaRef {
@@ -433,10 +433,12 @@ async fn a_batch_larger_than_a_request_travels_in_parts_and_lands_whole() {
         assert_eq!(result.total_rows, ROWS as usize);
         assert_eq!(result.get_failed_row_indices(), expected_failed, "{table}");
         for (row, error) in &result.failed_rows {
-            let message = error.to_string();
-            assert!(
-                message.contains(&format!("row {row}, column `counter`")),
-                "{table}: {message}"
+            let failure = error.conversion_failure().expect("a conversion failure");
+            assert_eq!(failure.row, Some(*row), "{table}: {error}");
+            assert_eq!(
+                failure.column.as_deref(),
+                Some("counter"),
+                "{table}: {error}"
             );
         }
         wrapper.shutdown().await.expect("shutdown");
@@ -471,8 +473,8 @@ async fn a_batch_larger_than_a_request_travels_in_parts_and_lands_whole() {
 /// the wrapper (through the SDK) mints new tokens as they expire and no row is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_over_a_run_longer_than_their_lifetime() {
-    use zerobus_local::Auth;
     use secrecy::ExposeSecret;
+    use zerobus_local::Auth;
 
     let table = "cat.sch.token_refresh";
     let server = LocalZerobus::builder()

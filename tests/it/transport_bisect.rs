@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use zerobus_local::{Landing, LocalZerobus};
 use arrow_zerobus_sdk_wrapper::{
     TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
 };
+use zerobus_local::{Landing, LocalZerobus};
 
 const POISON: &str = "POISON";
 

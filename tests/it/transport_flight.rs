@@ -6,8 +6,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use zerobus_test_support::concurrent::send_concurrently;
-use zerobus_test_support::local::timestamp_field;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray,
     FixedSizeBinaryArray, Int32Array, Int64Array, ListViewArray, MapBuilder, RecordBatch, RunArray,
@@ -19,12 +17,14 @@ use arrow::datatypes::{
     DataType, Field, Fields, Int16Type, Int32Type, Schema, SchemaRef, TimeUnit,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use zerobus_local::LocalZerobus;
 use arrow_zerobus_sdk_wrapper::{
     ConversionErrorKind, FlightCompression, TransmissionResult, TransportKind,
     WrapperConfiguration, ZerobusError, ZerobusWrapper,
 };
 use tonic::Code;
+use zerobus_local::LocalZerobus;
+use zerobus_test_support::concurrent::send_concurrently;
+use zerobus_test_support::local::timestamp_field;
 
 fn struct_fields() -> Fields {
     Fields::from(vec![
@@ -486,6 +486,7 @@ async fn every_flight_ipc_compression_reaches_the_server_and_lands_the_same_rows
             FlightCompression::Zstd => 0,
             FlightCompression::Lz4 => 1,
             FlightCompression::None => 2,
+            other => panic!("no counter for {other:?}"),
         };
         for (slot, batches) in seen.iter().enumerate() {
             if slot == expected_slot {

@@ -237,7 +237,10 @@ async fn writer_disabled_mode_needs_a_debug_format() {
     let config = WrapperConfiguration::new("https://x.cloud.databricks.com", "t")
         .with_zerobus_writer_disabled(true);
     let err = ZerobusWrapper::new(config).await.unwrap_err();
-    assert!(matches!(err, ZerobusError::ConfigurationError { .. }), "{err}");
+    assert!(
+        matches!(err, ZerobusError::ConfigurationError { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("zerobus_writer_disabled"), "{err}");
 }
 

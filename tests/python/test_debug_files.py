@@ -2,26 +2,20 @@
 google.protobuf decodes the length-delimited records with the descriptor set written
 beside them. Runs the `writer_disabled` example (the README's main job) to produce them."""
 
-import pathlib
-import subprocess
-
 import pyarrow as pa
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.internal.decoder import _DecodeVarint
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from conftest import cargo
+
 TABLE = "main.demo.events"
 
 
 @pytest.fixture(scope="module")
 def output_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("debug")
-    subprocess.run(
-        ["cargo", "run", "--quiet", "--example", "writer_disabled", "--", str(out)],
-        cwd=ROOT,
-        check=True,
-    )
+    cargo("run", "--example", "writer_disabled", "--", str(out))
     return out / "zerobus"
 
 

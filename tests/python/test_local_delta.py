@@ -1,31 +1,25 @@
-"""The Delta tables of the local Zerobus server (feature `local`, Landing::Delta) are
+"""The Delta tables of the local Zerobus server (`zerobus-local`, Landing::Delta) are
 readable outside Rust: Polars `read_delta` and the deltalake package read the table the
 server's Delta landing wrote, value by value equal to the rows it was given (an Arrow IPC
 file written beside it). The table is written by an ignored Rust test of the landing."""
 
 import os
-import pathlib
-import subprocess
 
 import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUST_TEST = "local::delta::tests::write_interop_table"
+from conftest import cargo
+
+RUST_TEST = "delta::tests::write_interop_table"
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("delta")
-    subprocess.run(
-        ["cargo", "test", "--quiet", "--features", "local,datafusion", "--lib", RUST_TEST, "--",
-         "--ignored", "--exact"],
-        cwd=ROOT,
-        env=dict(os.environ, ZEROBUS_DELTA_INTEROP_DIR=str(out)),
-        check=True,
-    )
+    cargo("test", "--lib", RUST_TEST, "--", "--ignored", "--exact",
+          env=dict(os.environ, ZEROBUS_DELTA_INTEROP_DIR=str(out)))
     expected = pa.ipc.open_file(out / "every_type.arrow").read_all()
     return out / "cat" / "sch" / "every_type", expected
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
-use zerobus_local::{Landing, LocalZerobus};
 use databricks_zerobus_ingest_sdk::{ZerobusError as SdkError, ZerobusSdk};
+use zerobus_local::{Landing, LocalZerobus};
 
 /// The official SDK pointed at `server`'s gRPC and Unity Catalog endpoints: plaintext, no
 /// proxy.

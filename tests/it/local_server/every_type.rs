@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use zerobus_test_support::local::timestamp_field;
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, Int8Array, ListArray, MapArray, RecordBatch, StringArray,
@@ -10,6 +9,7 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use zerobus_test_support::local::timestamp_field;
 
 fn item(data_type: DataType) -> FieldRef {
     Arc::new(Field::new("element", data_type, true))

@@ -1,0 +1,23 @@
+"""Shared by the Python interop tests: how they run cargo.
+
+Every cargo call uses the features and package selection of `scripts/test.sh`, so it reuses
+the build the Rust tests made instead of compiling the crates again with other features.
+"""
+
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FEATURES = ["--features", "datafusion"]
+
+
+def cargo(command, *args, env=None):
+    """Runs `cargo <command> --quiet <the shared features> <args>` at the repository root
+    (`cargo test` for the whole workspace, as scripts/test.sh does)."""
+    selection = ["--workspace", *FEATURES] if command == "test" else FEATURES
+    subprocess.run(
+        ["cargo", command, "--quiet", *selection, *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
