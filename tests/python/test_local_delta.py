@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from conftest import cargo
 
-RUST_TEST = "delta::tests::write_interop_table"
+RUST_TEST = "landing::delta::tests::write_interop_table"
 
 
 @pytest.fixture(scope="module")
