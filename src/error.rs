@@ -494,6 +494,28 @@ impl ZerobusError {
         self
     }
 
+    /// This error of a stream read `rows` rows into it: the message says so (the rows
+    /// read before were sent).
+    pub(crate) fn after_rows(self, rows: usize) -> Self {
+        let note = |message: &mut String| {
+            *message = format!("{message} (after {rows} rows of the stream)");
+        };
+        let mut error = self;
+        match &mut error {
+            Self::ConfigurationError { message, .. }
+            | Self::AuthenticationError { message, .. }
+            | Self::ConnectionError { message, .. }
+            | Self::TransmissionError { message, .. }
+            | Self::RetryExhausted { message, .. }
+            | Self::TokenRefreshError { message, .. }
+            | Self::ArrowError { message, .. }
+            | Self::ShutdownError { message } => note(message),
+            Self::ConversionError(failure) => note(&mut failure.message),
+            Self::IoError { .. } => {}
+        }
+        error
+    }
+
     /// This per-row error moved to row `row`: a conversion failure's `row` field changes
     /// (for rows numbered in a batch the caller never saw, such as the Unity Catalog
     /// check's filtered batch). Other errors carry no row.

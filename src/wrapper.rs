@@ -183,6 +183,113 @@ impl ZerobusWrapper {
         Ok(self.submit_batch(batch).await?.await)
     }
 
+    /// Sends every batch of `batches`, keeping at most `max_inflight` of them submitted but
+    /// not yet acknowledged (so memory stays bounded by that window, whatever the stream's
+    /// length), and returns one [`TransmissionResult`] for the whole stream: its rows are
+    /// numbered from the first row of the first batch, across batches.
+    ///
+    /// For large inputs read batch by batch: a Parquet file, a DataFusion stream, a Python
+    /// producer. Rows that fail are in the result as with [`send_batch`](Self::send_batch);
+    /// an error of the stream itself, or a batch-level error, ends the send once the
+    /// batches already submitted are delivered, and is returned.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use arrow::array::{Int64Array, RecordBatch};
+    /// # use arrow::datatypes::{DataType, Field, Schema};
+    /// # use arrow_zerobus_sdk_wrapper::{WrapperConfiguration, ZerobusError, ZerobusWrapper};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Writer-disabled: encoded and written to debug files only.
+    /// let dir = tempfile::tempdir()?;
+    /// let config = WrapperConfiguration::new("https://example.cloud.databricks.com", "c.s.t")
+    ///     .with_debug_output(dir.path().to_path_buf())
+    ///     .with_zerobus_writer_disabled(true);
+    /// let wrapper = ZerobusWrapper::new(config).await?;
+    /// let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    /// let batches = (0..10).map(|i| {
+    ///     let ids = Int64Array::from_iter_values(i * 100..(i + 1) * 100);
+    ///     Ok::<_, ZerobusError>(RecordBatch::try_new(schema.clone(), vec![Arc::new(ids)])?)
+    /// });
+    /// let result = wrapper.send_stream(futures::stream::iter(batches), 4).await?;
+    /// assert_eq!((result.total_rows, result.successful_count), (1000, 1000));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The stream's first error, or a batch-level error of [`send_batch`](Self::send_batch);
+    /// its message says how many rows were read before it.
+    pub async fn send_stream<S>(
+        &self,
+        batches: S,
+        max_inflight: usize,
+    ) -> Result<TransmissionResult, ZerobusError>
+    where
+        S: futures::Stream<Item = Result<RecordBatch, ZerobusError>>,
+    {
+        self.send_stream_with_failures(batches, max_inflight, |_| {})
+            .await
+    }
+
+    /// [`send_stream`](Self::send_stream), handing `failed` the failed rows of each batch
+    /// (as [`TransmissionResult::extract_failed_batch`] cuts them), in stream order, as
+    /// soon as the batch's outcome is known: for quarantine without keeping the input.
+    ///
+    /// # Errors
+    /// As [`send_stream`](Self::send_stream).
+    pub async fn send_stream_with_failures<S, F>(
+        &self,
+        batches: S,
+        max_inflight: usize,
+        mut failed: F,
+    ) -> Result<TransmissionResult, ZerobusError>
+    where
+        S: futures::Stream<Item = Result<RecordBatch, ZerobusError>>,
+        F: FnMut(RecordBatch),
+    {
+        use futures::StreamExt;
+
+        let started = Instant::now();
+        let mut totals = StreamTotals::default();
+        let mut window = std::collections::VecDeque::new();
+        let mut batches = std::pin::pin!(batches);
+        let mut failure = None;
+        while let Some(next) = batches.next().await {
+            let submitted = match next {
+                // Kept (a cheap clone) until its outcome is known, for its failed rows.
+                Ok(batch) => self
+                    .submit_batch(batch.clone())
+                    .await
+                    .map(|pending| (batch, pending)),
+                Err(error) => Err(error),
+            };
+            match submitted {
+                Ok((batch, pending)) => {
+                    let first_row = totals.rows;
+                    totals.rows += batch.num_rows();
+                    window.push_back((first_row, batch, pending));
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+            if window.len() >= max_inflight.max(1) {
+                if let Some((first_row, batch, pending)) = window.pop_front() {
+                    totals.add(first_row, &batch, pending.await, &mut failed);
+                }
+            }
+        }
+        for (first_row, batch, pending) in window {
+            totals.add(first_row, &batch, pending.await, &mut failed);
+        }
+        match failure {
+            Some(error) => Err(error.after_rows(totals.rows)),
+            None => Ok(totals.finish(started)),
+        }
+    }
+
     /// Encodes and queues `batch`, returning as soon as its records are queued on the
     /// stream; await the returned [`PendingBatch`] (now or later) for the
     /// [`TransmissionResult`]. For high-throughput callers that keep many batches in flight.
@@ -357,6 +464,51 @@ impl ZerobusWrapper {
             }
             other => other,
         }
+    }
+}
+
+/// The outcomes of the batches of [`ZerobusWrapper::send_stream`], rows renumbered across
+/// batches.
+#[derive(Default)]
+struct StreamTotals {
+    rows: usize,
+    failed_rows: Vec<(usize, ZerobusError)>,
+    attempts: u32,
+    bytes: usize,
+}
+
+impl StreamTotals {
+    /// Adds the result of `batch`, whose first row is stream row `first_row`, handing its
+    /// failed rows to `failed`.
+    fn add(
+        &mut self,
+        first_row: usize,
+        batch: &RecordBatch,
+        result: TransmissionResult,
+        failed: &mut impl FnMut(RecordBatch),
+    ) {
+        if let Some(rows) = result.extract_failed_batch(batch) {
+            failed(rows);
+        }
+        self.failed_rows.extend(
+            result
+                .failed_rows
+                .into_iter()
+                .map(|(row, error)| (first_row + row, error.at_row(first_row + row))),
+        );
+        self.attempts = self.attempts.max(result.attempts);
+        self.bytes += result.batch_size_bytes;
+    }
+
+    fn finish(self, started: Instant) -> TransmissionResult {
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        TransmissionResult::from_row_outcomes(
+            self.rows,
+            self.failed_rows,
+            self.attempts,
+            Some(millis),
+            self.bytes,
+        )
     }
 }
 

@@ -14,7 +14,8 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
 use arrow_zerobus_sdk_wrapper::schema::TableSchema;
 use arrow_zerobus_sdk_wrapper::{
-    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusWrapper,
+    ConversionErrorKind, TransmissionResult, TransportKind, WrapperConfiguration, ZerobusError,
+    ZerobusWrapper,
 };
 use tonic::Code;
 use zerobus_local::{Landing, LocalZerobus};
@@ -513,5 +514,76 @@ async fn tokens_are_refreshed_over_a_run_longer_than_their_lifetime() {
         "only {tokens} tokens issued over {:?} with a 2 s lifetime",
         started.elapsed()
     );
+    server.shutdown().await;
+}
+
+/// `send_stream`: many batches, a window of 3 in flight, one result whose rows count
+/// across batches (a row over the size limit in the fourth batch is stream row 3 × 500 +
+/// 7), the failed rows handed over batch by batch; a stream error ends the send after
+/// what was read before it landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_stream_numbers_rows_across_batches_and_stops_at_a_stream_error() {
+    let table = "cat.sch.stream";
+    let server = memory_server(table, table_schema()).await;
+    let config = WrapperConfiguration::new(server.endpoint(), table)
+        .with_retry_config(6, 5, 200)
+        .with_max_record_size_bytes(200);
+    let wrapper = ZerobusWrapper::new(config).await.expect("wrapper");
+    let mut batches: Vec<RecordBatch> = (0..8).map(|i| batch(i * 500, 500)).collect();
+    // Row 7 of the fourth batch: a name of 300 bytes, over the 200-byte record limit.
+    let mut columns = batches[3].columns().to_vec();
+    columns[2] = Arc::new(StringArray::from_iter((0..500).map(|i| {
+        Some(if i == 7 {
+            "x".repeat(300)
+        } else {
+            format!("n{i}")
+        })
+    })));
+    batches[3] = RecordBatch::try_new(table_schema(), columns).expect("batch");
+    let mut failed_batches = Vec::new();
+    let stream = futures::stream::iter(batches.clone().into_iter().map(Ok));
+    let result = wrapper
+        .send_stream_with_failures(stream, 3, |rows| failed_batches.push(rows))
+        .await
+        .expect("send_stream");
+    assert_eq!(result.total_rows, 4_000);
+    assert_eq!(result.get_failed_row_indices(), vec![1_507]);
+    let (_, error) = &result.failed_rows[0];
+    let failure = error.conversion_failure().expect("a conversion failure");
+    assert_eq!(failure.row, Some(1_507));
+    assert_eq!(failure.kind, ConversionErrorKind::RecordTooLarge);
+    assert_eq!(failed_batches.len(), 1);
+    assert_eq!(
+        failed_batches[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0),
+        1_507
+    );
+
+    // The stream fails after two batches: those land, the error says how far it got.
+    let broken = futures::stream::iter(vec![
+        Ok(batch(10_000, 100)),
+        Ok(batch(10_100, 100)),
+        Err(ZerobusError::arrow(
+            "reading the input",
+            arrow::error::ArrowError::IpcError("truncated".into()),
+        )),
+        Ok(batch(10_200, 100)),
+    ]);
+    let error = wrapper
+        .send_stream(broken, 4)
+        .await
+        .expect_err("the stream's error");
+    assert_eq!(error.error_type(), "ArrowError");
+    assert!(
+        error
+            .to_string()
+            .ends_with("(after 200 rows of the stream)"),
+        "{error}"
+    );
+    wrapper.shutdown().await.expect("shutdown");
+    let landed = server.read_table(table).await.expect("read back");
+    assert_eq!(landed.num_rows(), 3_999 + 200);
     server.shutdown().await;
 }
