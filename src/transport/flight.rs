@@ -45,6 +45,13 @@ impl WireFormat for ArrowFlight {
         Ok(Arc::new(target_schema(schema)))
     }
 
+    /// The stream's Arrow schema, nullability included: the SDK refuses a batch whose
+    /// schema differs from its stream's in any way, so two Arrow schemas with one
+    /// descriptor (a NOT NULL column here, nullable there) need streams of their own.
+    fn same_stream(a: &TableSchema, b: &TableSchema) -> bool {
+        target_schema(a) == target_schema(b)
+    }
+
     fn prepare(
         schema: &TableSchema,
         batch: &RecordBatch,

@@ -62,6 +62,12 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
         schema: &TableSchema,
     ) -> Result<<Self::Stream as LaneStream>::Format, ZerobusError>;
 
+    /// Whether batches of schemas `a` and `b` can travel on the same streams: the same
+    /// protobuf descriptor by default.
+    fn same_stream(a: &TableSchema, b: &TableSchema) -> bool {
+        a.descriptor() == b.descriptor()
+    }
+
     /// Cuts the rows of `batch` that encoded into chunks ([`plan_chunks`]) of at most
     /// `request_bytes` encoded bytes, or one record within `payload_limit`.
     fn prepare(
@@ -186,9 +192,9 @@ impl<F: WireFormat> SdkTransport<F> {
     /// The lanes of `schema`, created on first use.
     fn lanes(&self, schema: &Arc<TableSchema>) -> Result<Lanes<F::Stream>, ZerobusError> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let known = lanes.iter().find(|(seen, _)| {
-            Arc::ptr_eq(seen, schema) || seen.descriptor() == schema.descriptor()
-        });
+        let known = lanes
+            .iter()
+            .find(|(seen, _)| Arc::ptr_eq(seen, schema) || F::same_stream(seen, schema));
         if let Some((_, known)) = known {
             return Ok(known.clone());
         }

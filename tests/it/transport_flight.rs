@@ -641,3 +641,50 @@ async fn refused_connections_fail_every_row_with_the_reason() {
     }
     server.shutdown().await;
 }
+
+/// Two Arrow schemas with one protobuf descriptor, `id` NOT NULL in one and nullable in
+/// the other (a Polars frame exports every column nullable): the SDK refuses a batch whose
+/// schema is not its stream's, so each gets streams of its own and both land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_differing_only_in_nullability_get_their_own_streams() {
+    let table = "cat.sch.ft_nullability";
+    let schema = |nullable: bool| {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, nullable),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    };
+    let rows = |nullable: bool, first: i64| {
+        RecordBatch::try_new(
+            schema(nullable),
+            vec![
+                Arc::new(Int64Array::from_iter_values(first..first + 3)),
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+            ],
+        )
+        .expect("batch")
+    };
+    let server = LocalZerobus::builder()
+        .table(table, schema(false))
+        .start()
+        .await
+        .expect("local server");
+    let wrapper = wrapper_for(&server, table, TransportKind::ArrowFlight).await;
+    for (nullable, first) in [(false, 0), (true, 10), (false, 20)] {
+        let result = wrapper
+            .send_batch(rows(nullable, first))
+            .await
+            .expect("send");
+        assert!(result.failed_rows.is_empty(), "{:?}", result.failed_rows);
+    }
+    wrapper.shutdown().await.expect("shutdown");
+    let landed = server.read_table(table).await.expect("read back");
+    let mut ids =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(landed.column(0))
+            .values()
+            .to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![0, 1, 2, 10, 11, 12, 20, 21, 22]);
+    assert_eq!(server.counters(table).streams_opened, 2);
+    server.shutdown().await;
+}
