@@ -1,21 +1,47 @@
 """The debug files are readable outside Rust: pyarrow reads the Arrow IPC stream, and
 google.protobuf decodes the length-delimited records with the descriptor set written
-beside them. Runs the `writer_disabled` example (the README's main job) to produce them."""
+beside them. The files are written through the bindings in writer-disabled mode (the
+same batch as the `writer_disabled` example)."""
 
 import pyarrow as pa
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.internal.decoder import _DecodeVarint
 
-from conftest import cargo
+from arrow_zerobus_sdk_wrapper import ConversionError, ZerobusWrapper
 
 TABLE = "main.demo.events"
+
+
+def sample_batch() -> pa.RecordBatch:
+    return pa.record_batch(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "name": ["Alice", "Bob", None, "Dave"],
+            "score": [91.5, 78.0, 88.25, 64.0],
+            "active": [True, False, True, True],
+            "seen_at": pa.array([1_700_000_000_000_000] * 4, pa.timestamp("us", tz="UTC")),
+            # Row 2 holds a value BIGINT cannot represent: it fails alone, with its reason.
+            "counter": pa.array([10, 20, 2**64 - 1, 40], pa.uint64()),
+            "tags": pa.array([[1, 2], [], None, [7]], pa.list_(pa.int32())),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def output_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("debug")
-    cargo("run", "--example", "writer_disabled", "--", str(out))
+    with ZerobusWrapper(
+        "https://workspace.cloud.databricks.com",
+        TABLE,
+        zerobus_writer_disabled=True,
+        debug_enabled=True,
+        debug_output_dir=str(out),
+    ) as wrapper:
+        result = wrapper.send_batch_sync(sample_batch())
+    assert result.get_failed_row_indices() == [2]
+    (row, error), = result.failed_rows
+    assert isinstance(error, ConversionError) and error.column == "counter" and error.row == 2
     return out / "zerobus"
 
 
