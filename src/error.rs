@@ -144,6 +144,35 @@ impl From<&str> for ConversionFailure {
     }
 }
 
+/// The or-pattern of every [`ZerobusError`] variant with a `message: String` field,
+/// binding it to `$message` (by reference or mutable reference, as the matched value is).
+macro_rules! message_variants {
+    ($message:ident) => {
+        ZerobusError::ConfigurationError {
+            message: $message,
+            ..
+        } | ZerobusError::AuthenticationError {
+            message: $message,
+            ..
+        } | ZerobusError::ConnectionError {
+            message: $message,
+            ..
+        } | ZerobusError::TransmissionError {
+            message: $message,
+            ..
+        } | ZerobusError::RetryExhausted {
+            message: $message,
+            ..
+        } | ZerobusError::TokenRefreshError {
+            message: $message,
+            ..
+        } | ZerobusError::ArrowError {
+            message: $message,
+            ..
+        } | ZerobusError::ShutdownError { message: $message }
+    };
+}
+
 /// The cause a [`ZerobusError`] wraps: the official SDK's error, a `tonic::Status`, an
 /// [`ArrowError`](arrow::error::ArrowError), an I/O or HTTP error, or another
 /// `ZerobusError`. Shared, so that the error stays `Clone` (one error can fail many rows).
@@ -374,16 +403,18 @@ impl ZerobusError {
     /// path and the cause).
     pub fn message(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Self::ConfigurationError { message, .. }
-            | Self::AuthenticationError { message, .. }
-            | Self::ConnectionError { message, .. }
-            | Self::TransmissionError { message, .. }
-            | Self::RetryExhausted { message, .. }
-            | Self::TokenRefreshError { message, .. }
-            | Self::ArrowError { message, .. }
-            | Self::ShutdownError { message } => message.as_str().into(),
-            Self::ConversionError(failure) => failure.message.as_str().into(),
             Self::IoError { path, source } => format!("{}: {source}", path.display()).into(),
+            other => other.text().map_or("", String::as_str).into(),
+        }
+    }
+
+    /// The variant's own message text (`None` for an I/O error, whose message is its path
+    /// and cause).
+    fn text(&self) -> Option<&String> {
+        match self {
+            message_variants!(message) => Some(message),
+            Self::ConversionError(failure) => Some(&failure.message),
+            Self::IoError { .. } => None,
         }
     }
 
@@ -497,21 +528,14 @@ impl ZerobusError {
     /// This error of a stream read `rows` rows into it: the message says so (the rows
     /// read before were sent).
     pub(crate) fn after_rows(self, rows: usize) -> Self {
-        let note = |message: &mut String| {
-            *message = format!("{message} (after {rows} rows of the stream)");
-        };
         let mut error = self;
-        match &mut error {
-            Self::ConfigurationError { message, .. }
-            | Self::AuthenticationError { message, .. }
-            | Self::ConnectionError { message, .. }
-            | Self::TransmissionError { message, .. }
-            | Self::RetryExhausted { message, .. }
-            | Self::TokenRefreshError { message, .. }
-            | Self::ArrowError { message, .. }
-            | Self::ShutdownError { message } => note(message),
-            Self::ConversionError(failure) => note(&mut failure.message),
-            Self::IoError { .. } => {}
+        let text = match &mut error {
+            message_variants!(message) => Some(message),
+            Self::ConversionError(failure) => Some(&mut failure.message),
+            Self::IoError { .. } => None,
+        };
+        if let Some(message) = text {
+            message.push_str(&format!(" (after {rows} rows of the stream)"));
         }
         error
     }

@@ -24,6 +24,19 @@ pub(crate) struct PyTransmissionResult {
 }
 
 impl PyTransmissionResult {
+    /// The rows of `batch` that `cut` selects, as a `pyarrow.RecordBatch`.
+    fn extract<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+        cut: fn(&TransmissionResult, &RecordBatch) -> Option<RecordBatch>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let batch = record_batch("batch", batch)?;
+        cut(&self.inner, &batch)
+            .map(|rows| rows.to_pyarrow(py))
+            .transpose()
+    }
+
     /// The result of one batch.
     pub(crate) fn new(inner: TransmissionResult) -> Self {
         Self {
@@ -152,11 +165,7 @@ impl PyTransmissionResult {
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let batch = record_batch("batch", batch)?;
-        self.inner
-            .extract_failed_batch(&batch)
-            .map(|rows| rows.to_pyarrow(py))
-            .transpose()
+        self.extract(py, batch, TransmissionResult::extract_failed_batch)
     }
 
     /// The successful rows of `batch` as a `pyarrow.RecordBatch`; `None` if none succeeded
@@ -166,11 +175,7 @@ impl PyTransmissionResult {
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let batch = record_batch("batch", batch)?;
-        self.inner
-            .extract_successful_batch(&batch)
-            .map(|rows| rows.to_pyarrow(py))
-            .transpose()
+        self.extract(py, batch, TransmissionResult::extract_successful_batch)
     }
 
     /// The failed rows whose error is of `error_type` (e.g. `"ConversionError"`).
