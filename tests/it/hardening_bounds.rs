@@ -411,8 +411,9 @@ async fn oauth_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_outliving_its_token_is_asked_to_close_then_unauthenticated() -> TestResult {
     let server = oauth_server(Duration::from_secs(1), Duration::from_secs(1)).await?;
-    let token = token(&server, TABLE).await;
+    // Before the token is issued: it expires at most 1 s after this.
     let opened = Instant::now();
+    let token = token(&server, TABLE).await;
     let mut client = raw_client(&server).await;
     let mut stream = RawStream::open(&mut client, TABLE, Some(&token)).await?;
     assert!(stream.send(0..1));
