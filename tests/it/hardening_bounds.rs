@@ -4,6 +4,7 @@
 //! Each test speaks to the server over loopback, with the official SDK or the generated
 //! gRPC client.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int64Array};
@@ -493,6 +494,42 @@ async fn the_sdk_rotates_with_a_new_token_when_its_token_expires() -> TestResult
     let mut ids = landed_ids(&server, TABLE).await;
     ids.dedup();
     assert_eq!(ids, (0..next).collect::<Vec<_>>());
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arrow_stream_rotates_with_a_new_token_when_its_token_expires() -> TestResult {
+    use std::sync::atomic::Ordering;
+
+    use crate::local_flight::{self, Reconnects};
+
+    let server =
+        local_flight::server(|b| b.auth(Auth::OAuth).token_ttl(Duration::from_secs(2))).await?;
+    let sdk = sdk(&server)?;
+    let reconnects = Arc::new(Reconnects::default());
+    let (id, secret) = (server.client_id(), server.client_secret().expose_secret());
+    let mut stream =
+        local_flight::arrow_stream_with(&sdk, local_flight::simple_schema(), &reconnects, |b| {
+            b.oauth(id, secret)
+        })
+        .await?;
+    // The token's expiry sends the close metadata (`close_stream_duration_ms`).
+    let sent = local_flight::send_across_a_rotation(
+        &mut stream,
+        &reconnects,
+        2_000,
+        Duration::from_millis(50),
+    )
+    .await?;
+    assert!(reconnects.rotations.load(Ordering::Relaxed) >= 1);
+    assert_eq!(reconnects.failures.load(Ordering::Relaxed), 0);
+    assert!(
+        server.tokens_issued() >= 2,
+        "{} tokens",
+        server.tokens_issued()
+    );
+    local_flight::assert_all_landed(&server, sent).await?;
     server.shutdown().await;
     Ok(())
 }
