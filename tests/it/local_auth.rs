@@ -505,14 +505,15 @@ async fn token_responses_carry_the_configured_lifetime() -> TestResult {
 }
 
 /// The table the JSON tests write: `{"id": <i64>, "name": "n-<id>"}`.
-fn id_name_schema() -> SchemaRef {
+pub(crate) fn id_name_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
     ]))
 }
 
-fn id_name_records(ids: std::ops::Range<i64>) -> Vec<String> {
+/// `{"id": <id>, "name": "n-<id>"}` records.
+pub(crate) fn id_name_records(ids: std::ops::Range<i64>) -> Vec<String> {
     ids.map(|id| format!(r#"{{"id":{id},"name":"n-{id}"}}"#))
         .collect()
 }

@@ -358,6 +358,11 @@ async fn server_restart_mid_run_keeps_every_acknowledged_row() -> TestResult {
     let mut stream = client.open(|b| b).await?;
     client.send(&stream, 4).await?;
     stream.flush().await?;
+    // The SDK reports acks from its own callback task, which may lag behind flush.
+    let reported = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.acked.get() < 3 && tokio::time::Instant::now() < reported {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Requests in flight while the server goes down.
     client.send(&stream, 4).await?;
     let acked_before = client.acked.get();

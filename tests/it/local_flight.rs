@@ -27,7 +27,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const TABLE: &str = "cat.sch.flight";
 
 /// A memory-landing server, with `configure` applied to its builder.
-async fn server(
+pub(crate) async fn server(
     configure: impl FnOnce(LocalZerobusBuilder) -> LocalZerobusBuilder,
 ) -> Result<LocalZerobus, Box<dyn std::error::Error>> {
     Ok(configure(LocalZerobus::builder().landing(Landing::Memory))
@@ -37,9 +37,9 @@ async fn server(
 
 /// Counts the client's reconnects by reason.
 #[derive(Debug, Default)]
-struct Reconnects {
-    rotations: AtomicU64,
-    failures: AtomicU64,
+pub(crate) struct Reconnects {
+    pub(crate) rotations: AtomicU64,
+    pub(crate) failures: AtomicU64,
 }
 
 impl StatsExporter for Reconnects {
@@ -64,7 +64,7 @@ async fn arrow_stream(
 }
 
 /// [`arrow_stream`] with more settings.
-async fn arrow_stream_with(
+pub(crate) async fn arrow_stream_with(
     sdk: &ZerobusSdk,
     schema: SchemaRef,
     reconnects: &Arc<Reconnects>,
@@ -432,7 +432,7 @@ async fn lists_structs_and_maps_land_value_by_value() -> TestResult {
 }
 
 /// `id` (not null), `name`; rows `start..start + rows`, name = `n<id>`.
-fn simple_schema() -> SchemaRef {
+pub(crate) fn simple_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::LargeUtf8, true),
@@ -454,7 +454,7 @@ fn simple_batch(start: i64, rows: usize) -> RecordBatch {
 ///
 /// The stream is closed well after the rotation: a `close()` that lands in the middle of a
 /// rotation fails with the client's rotation error even when every row was acknowledged.
-async fn send_across_a_rotation(
+pub(crate) async fn send_across_a_rotation(
     stream: &mut ZerobusArrowStream,
     reconnects: &Reconnects,
     rows: usize,
@@ -479,7 +479,7 @@ async fn send_across_a_rotation(
 
 /// Every id `0..total` landed at least once with its own name; the repeats are exactly
 /// the duplicates the server counted.
-async fn assert_all_landed(server: &LocalZerobus, total: u64) -> TestResult {
+pub(crate) async fn assert_all_landed(server: &LocalZerobus, total: u64) -> TestResult {
     let landed = server.read_table(TABLE).await?;
     assert_eq!(
         server.table_schema(TABLE).unwrap().field(1).data_type(),

@@ -1,5 +1,10 @@
 //! Acknowledgements in arrival order, each sent only once its rows are durable: shared by
 //! the gRPC EphemeralStream and the Arrow Flight DoPut service.
+//!
+//! The queue of messages waiting for their ack is bounded: when it is full the stream's
+//! loop waits in [`AckTask::push`] instead of reading the next message, so slow commits,
+//! delayed acks or a client that does not read its acks hold the client back through
+//! HTTP/2 flow control rather than growing the server's memory.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,27 +45,29 @@ pub(crate) struct Acked {
 /// A task that acknowledges a stream's messages in order, honouring the table's ack
 /// faults (delayed or withheld acks).
 pub(crate) struct AckTask {
-    pending: mpsc::UnboundedSender<Pending>,
+    pending: mpsc::Sender<Pending>,
     task: JoinHandle<()>,
 }
 
 impl AckTask {
-    /// Starts the task. `send` turns an outcome into the protocol's response and sends it;
-    /// it returns `false` once the client is gone, which ends the task.
-    pub(crate) fn spawn<S, F>(faults: Arc<Faults>, send: S) -> Self
+    /// Starts the task, which holds up to `capacity` messages waiting for their ack (at
+    /// least one). `send` turns an outcome into the protocol's response and sends it; it
+    /// returns `false` once the client is gone, which ends the task.
+    pub(crate) fn spawn<S, F>(faults: Arc<Faults>, capacity: usize, send: S) -> Self
     where
         S: FnMut(Outcome) -> F + Send + 'static,
         F: Future<Output = bool> + Send + 'static,
     {
-        let (pending, rx) = mpsc::unbounded_channel();
+        let (pending, rx) = mpsc::channel(capacity.max(1));
         let task = tokio::spawn(run(rx, faults, send));
         Self { pending, task }
     }
 
-    /// Queues a submitted message; its ack goes out after every earlier one.
-    pub(crate) fn push(&self, pending: Pending) {
+    /// Queues a submitted message, waiting while the queue is full; its ack goes out after
+    /// every earlier one.
+    pub(crate) async fn push(&self, pending: Pending) {
         // The task ends before the stream only if the client is gone: nothing to ack then.
-        let _ = self.pending.send(pending);
+        let _ = self.pending.send(pending).await;
     }
 
     /// Ends the task: on a graceful end (the client half-closed) every outstanding ack
@@ -75,7 +82,7 @@ impl AckTask {
     }
 }
 
-async fn run<S, F>(mut pending: mpsc::UnboundedReceiver<Pending>, faults: Arc<Faults>, mut send: S)
+async fn run<S, F>(mut pending: mpsc::Receiver<Pending>, faults: Arc<Faults>, mut send: S)
 where
     S: FnMut(Outcome) -> F,
     F: Future<Output = bool>,

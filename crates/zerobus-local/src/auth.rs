@@ -3,7 +3,10 @@
 //!
 //! Tokens are random (a v4 UUID behind a `zbl_` prefix), remembered with the tables their
 //! request named in `authorization_details`, and expire after the configured lifetime.
-//! Neither the client secret nor a token is ever written to a log or a `Debug` output.
+//! At most [`MAX_TOKENS`] are remembered (the ones closest to expiry are forgotten
+//! first), and none with auth disabled, where no token is ever checked: minting tokens
+//! costs the server no memory. Neither the client secret nor a token is ever written to a
+//! log or a `Debug` output; the secret is compared in constant time.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
@@ -20,7 +24,13 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// The default OAuth client id of a local server.
 pub const DEFAULT_CLIENT_ID: &str = "zerobus-local";
 
-/// Expired tokens are still recognised (to say "expired" rather than "unknown") this long.
+/// The most tokens a server remembers at a time (with [`Auth::OAuth`]); past it, the token
+/// closest to expiry is forgotten (a stream presenting it is refused as "unknown", and the
+/// client mints a new one).
+pub const MAX_TOKENS: usize = 10_000;
+
+/// Expired tokens are recognised (to say "expired" rather than "unknown") at least this
+/// long; once the map is full, those expired longer ago are forgotten first.
 const FORGET_EXPIRED_AFTER: Duration = Duration::from_secs(600);
 
 /// A random client secret, for servers started without one.
@@ -125,29 +135,44 @@ impl Authenticator {
     }
 
     /// Whether `id` / `secret` are this server's client credentials (always, with auth
-    /// disabled).
+    /// disabled). Both are compared in constant time (a mismatch takes as long wherever it
+    /// is; only the lengths may show).
     pub(crate) fn verify_client(&self, id: &str, secret: &str) -> bool {
-        self.mode == Auth::Disabled
-            || (id == self.client_id && secret == self.client_secret.expose_secret())
+        if self.mode == Auth::Disabled {
+            return true;
+        }
+        let id_ok = id.as_bytes().ct_eq(self.client_id.as_bytes());
+        let secret_ok = secret
+            .as_bytes()
+            .ct_eq(self.client_secret.expose_secret().as_bytes());
+        (id_ok & secret_ok).into()
     }
 
-    /// Issues a new token for `tables`, valid for the current lifetime.
+    /// Issues a new token for `tables`, valid for the current lifetime. With auth disabled
+    /// the token is not remembered (it is never checked).
     pub(crate) fn issue(&self, tables: Vec<String>) -> Issued {
         let token = format!("zbl_{}", uuid::Uuid::new_v4().simple());
         let now = Instant::now();
         let mut state = self.state();
-        state.tokens.retain(|_, grant| {
-            now.saturating_duration_since(grant.expires_at) < FORGET_EXPIRED_AFTER
-        });
         let ttl = state.ttl;
-        state.tokens.insert(
-            token.clone(),
-            Grant {
-                tables,
-                expires_at: now + ttl,
-            },
-        );
         state.issued += 1;
+        if self.mode == Auth::OAuth {
+            if state.tokens.len() >= MAX_TOKENS {
+                state.tokens.retain(|_, grant| {
+                    now.saturating_duration_since(grant.expires_at) < FORGET_EXPIRED_AFTER
+                });
+            }
+            if state.tokens.len() >= MAX_TOKENS {
+                forget_closest_to_expiry(&mut state.tokens);
+            }
+            state.tokens.insert(
+                token.clone(),
+                Grant {
+                    tables,
+                    expires_at: now + ttl,
+                },
+            );
+        }
         Issued {
             token: token.into(),
             ttl,
@@ -172,11 +197,21 @@ impl Authenticator {
         self.state().issued
     }
 
-    /// `Ok` if a gRPC / Flight request with `metadata` may open a stream on `table`; else
-    /// `UNAUTHENTICATED` saying why (without the token).
-    pub(crate) fn check(&self, metadata: &MetadataMap, table: &str) -> Result<(), Status> {
+    /// How many tokens are remembered now (at most [`MAX_TOKENS`]).
+    pub(crate) fn remembered(&self) -> usize {
+        self.state().tokens.len()
+    }
+
+    /// `Ok` with the expiry of the token if a gRPC / Flight request with `metadata` may
+    /// open a stream on `table` (`Ok(None)` with auth disabled); else `UNAUTHENTICATED`
+    /// saying why (without the token).
+    pub(crate) fn check(
+        &self,
+        metadata: &MetadataMap,
+        table: &str,
+    ) -> Result<Option<Instant>, Status> {
         if self.mode == Auth::Disabled {
-            return Ok(());
+            return Ok(None);
         }
         let header = match metadata.get("authorization") {
             None => None,
@@ -188,11 +223,16 @@ impl Authenticator {
             .map_err(Status::unauthenticated)
     }
 
-    /// `Ok` if the `authorization` header value `header` carries a known, unexpired token
-    /// issued for `table`; else why not (without the token). Always `Ok` with auth disabled.
-    pub(crate) fn check_bearer(&self, header: Option<&str>, table: &str) -> Result<(), String> {
+    /// `Ok` with the token's expiry if the `authorization` header value `header` carries a
+    /// known, unexpired token issued for `table`; else why not (without the token). Always
+    /// `Ok(None)` with auth disabled.
+    pub(crate) fn check_bearer(
+        &self,
+        header: Option<&str>,
+        table: &str,
+    ) -> Result<Option<Instant>, String> {
         if self.mode == Auth::Disabled {
-            return Ok(());
+            return Ok(None);
         }
         let header = header.ok_or_else(|| {
             "missing `authorization: Bearer <token>`: this local Zerobus server requires OAuth \
@@ -217,7 +257,18 @@ impl Authenticator {
                 grant.tables.join(", ")
             ));
         }
-        Ok(())
+        Ok(Some(grant.expires_at))
+    }
+}
+
+/// Forgets the token that expires first (the map is full).
+fn forget_closest_to_expiry(tokens: &mut HashMap<String, Grant>) {
+    let first = tokens
+        .iter()
+        .min_by_key(|(_, grant)| grant.expires_at)
+        .map(|(token, _)| token.clone());
+    if let Some(token) = first {
+        tokens.remove(&token);
     }
 }
 
@@ -290,6 +341,7 @@ mod tests {
     fn ttl_applies_to_new_tokens() {
         let auth = oauth(Duration::ZERO);
         let dead = auth.issue(vec!["c.s.t".into()]).token;
+        assert_eq!(auth.remembered(), 1);
         assert!(auth
             .check_bearer(Some(&format!("Bearer {}", dead.expose_secret())), "c.s.t")
             .is_err());
@@ -310,14 +362,41 @@ mod tests {
         );
         assert!(auth.check(&MetadataMap::new(), "c.s.t").is_ok());
         assert!(auth.verify_client("anyone", "anything"));
+        // Tokens minted with auth disabled cost nothing: none is remembered.
+        for _ in 0..100 {
+            auth.issue(vec!["c.s.t".into(); 50]);
+        }
+        assert_eq!((auth.issued(), auth.remembered()), (100, 0));
 
         let auth = oauth(DEFAULT_TOKEN_TTL);
         assert!(auth.verify_client("id", "s3cret"));
         assert!(!auth.verify_client("id", "wrong"));
         assert!(!auth.verify_client("other", "s3cret"));
+        assert!(!auth.verify_client("id", "s3cre"));
+        assert!(!auth.verify_client("id", "s3cret "));
         let token = auth.issue(vec!["c.s.t".into()]).token;
         let debug = format!("{auth:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
         assert!(!debug.contains(token.expose_secret()), "{debug}");
+    }
+
+    #[test]
+    fn at_most_max_tokens_are_remembered_and_the_newest_stay_valid() {
+        let auth = oauth(DEFAULT_TOKEN_TTL);
+        let first = auth.issue(vec!["c.s.t".into()]).token;
+        // Issued later, so expiring later: the first token is the one forgotten.
+        std::thread::sleep(Duration::from_millis(2));
+        let mut last = None;
+        for _ in 0..MAX_TOKENS + 50 {
+            last = Some(auth.issue(vec!["c.s.t".into()]).token);
+        }
+        assert_eq!(auth.remembered(), MAX_TOKENS);
+        assert_eq!(auth.issued(), MAX_TOKENS as u64 + 51);
+        let header = |t: &SecretString| format!("Bearer {}", t.expose_secret());
+        let newest = last.unwrap();
+        let expiry = auth.check_bearer(Some(&header(&newest)), "c.s.t").unwrap();
+        assert!(expiry.is_some_and(|at| at > Instant::now()));
+        let forgotten = auth.check_bearer(Some(&header(&first)), "c.s.t");
+        assert!(forgotten.unwrap_err().contains("unknown"));
     }
 }

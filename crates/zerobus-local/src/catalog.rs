@@ -30,8 +30,9 @@ pub struct Counters {
     pub committed: u64,
     /// Records covered by an acknowledgement sent to the client.
     pub acknowledged: u64,
-    /// Records identical to one received before on the table (a resend after recovery,
-    /// or a genuinely repeated row).
+    /// Records identical to one of the last distinct records the table received (a resend
+    /// after recovery, or a genuinely repeated row); see
+    /// [`LocalZerobusBuilder::duplicate_window`](crate::LocalZerobusBuilder::duplicate_window).
     pub duplicates: u64,
     /// Streams (gRPC or Arrow Flight) opened on the table.
     pub streams_opened: u64,
@@ -49,7 +50,7 @@ pub(crate) struct Table {
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
-    /// `None` in [`Landing::None`], where rows are not kept.
+    /// `None` in [`Landing::None`], where rows are not kept, or with a duplicate window 0.
     seen: Option<SeenRows>,
 }
 
@@ -66,6 +67,11 @@ impl Table {
         counters.requests += 1;
         drop(counters);
         self.sink.submit(batch)
+    }
+
+    /// Resolves once the landing has room for more rows; see [`Sink::ready`].
+    pub(crate) async fn ready(&self) {
+        self.sink.ready().await;
     }
 
     /// Records that one more stream writes to this table.
@@ -93,8 +99,9 @@ impl Table {
         lock(&self.counters).acknowledged += rows;
     }
 
-    /// Counts the records byte-identical to one received before on this table as
-    /// duplicates, and remembers them (by a 64-bit hash). Not done in [`Landing::None`].
+    /// Counts the records byte-identical to one received recently on this table (see
+    /// [`SeenRows`]) as duplicates, and remembers them (by a 64-bit hash). Not done in
+    /// [`Landing::None`].
     pub(crate) fn count_duplicate_records<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) {
         if let Some(seen) = &self.seen {
             self.add_duplicates(seen.count_repeated_records(records));
@@ -131,6 +138,8 @@ pub(crate) struct Catalog {
     data_dir: PathBuf,
     strict: bool,
     delta: DeltaSettings,
+    /// Distinct rows each table remembers to count duplicates (0: not counted).
+    duplicate_window: usize,
     tables: Mutex<HashMap<String, Arc<Table>>>,
     faults: Mutex<HashMap<String, Arc<Faults>>>,
 }
@@ -142,6 +151,7 @@ impl Catalog {
             data_dir,
             strict,
             delta: DeltaSettings::default(),
+            duplicate_window: crate::dedup::DEFAULT_DUPLICATE_WINDOW,
             tables: Mutex::default(),
             faults: Mutex::default(),
         }
@@ -150,6 +160,12 @@ impl Catalog {
     /// When the Delta landing commits (default [`DeltaSettings::default`]).
     pub(crate) fn with_delta_settings(mut self, settings: DeltaSettings) -> Self {
         self.delta = settings;
+        self
+    }
+
+    /// How many distinct rows each table remembers to count duplicates (0: none).
+    pub(crate) fn with_duplicate_window(mut self, rows: usize) -> Self {
+        self.duplicate_window = rows;
         self
     }
 
@@ -197,7 +213,7 @@ impl Catalog {
                 self.delta,
             )?),
         };
-        Ok(insert(&mut tables, name, schema, sink, self.landing))
+        Ok(insert(&mut tables, name, schema, sink, self.seen_rows()))
     }
 
     /// `<data_dir>/<catalog>/<schema>/<table>` for `catalog.schema.table`.
@@ -254,7 +270,7 @@ impl Catalog {
                 &name,
                 schema,
                 Box::new(sink),
-                self.landing,
+                self.seen_rows(),
             );
         }
         Ok(())
@@ -296,6 +312,12 @@ impl Catalog {
             None => Ok(None),
         }
     }
+
+    /// The duplicate-row window of a new table (none in [`Landing::None`] or window 0).
+    fn seen_rows(&self) -> Option<SeenRows> {
+        let counted = self.landing != Landing::None && self.duplicate_window > 0;
+        counted.then(|| SeenRows::new(self.duplicate_window))
+    }
 }
 
 fn insert(
@@ -303,13 +325,13 @@ fn insert(
     name: &str,
     schema: SchemaRef,
     sink: Box<dyn Sink>,
-    landing: Landing,
+    seen: Option<SeenRows>,
 ) -> Arc<Table> {
     let table = Arc::new(Table {
         schema,
         sink,
         counters: Mutex::default(),
-        seen: (landing != Landing::None).then(SeenRows::default),
+        seen,
     });
     tables.insert(name.to_string(), Arc::clone(&table));
     table

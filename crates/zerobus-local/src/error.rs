@@ -39,6 +39,18 @@ pub enum LocalError {
         #[source]
         source: std::io::Error,
     },
+    /// Another server (in this process or another) is using the data directory: only one
+    /// server at a time may write its Delta tables.
+    #[error(
+        "local Zerobus: the data directory {} is in use by another server (it holds the \
+         lock {}); stop it or use another directory",
+        dir.display(),
+        dir.join(crate::dirlock::LOCK_FILE).display()
+    )]
+    DataDirInUse {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// A table given up front, or found in the data directory, cannot be served: an
     /// invalid name or schema, or a Delta table whose schema differs from the declared one.
     #[error("local Zerobus: table {table}: {reason}")]

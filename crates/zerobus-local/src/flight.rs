@@ -8,7 +8,7 @@
 //! `{"ack_up_to_offset":N,"ack_up_to_records":R}` (R: rows durable on this call).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_flight::decode::{DecodedFlightData, DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
@@ -36,9 +36,6 @@ use crate::Shared;
 
 /// The header that names the stream's table (always sent by the SDK, also with `no_auth`).
 const TABLE_HEADER: &str = "x-databricks-zerobus-table-name";
-
-/// How long a client may take to finish after a close signal.
-const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 /// The Flight service: `DoPut` only.
 pub(crate) struct Service {
@@ -71,9 +68,14 @@ impl FlightService for Service {
             "Flight stream",
             |tx| async move {
                 match open(&shared, &metadata, inbound, &tx).await? {
-                    Some(stream) => {
-                        let faults = Arc::clone(&stream.faults);
-                        inbound::serve(stream, shared.stream_lifetime, faults, &tx).await
+                    Some((stream, table, token_expires_at)) => {
+                        let session = inbound::Session {
+                            protocol: "Flight",
+                            table,
+                            token_expires_at,
+                            faults: Arc::clone(&stream.faults),
+                        };
+                        inbound::serve(stream, session, &shared, &tx).await
                     }
                     None => Ok(()),
                 }
@@ -185,10 +187,11 @@ impl AckMetadata {
         }
     }
 
-    /// Asks the client to rotate; carries no ack (`ack_up_to_records` 0 is not applied).
-    fn close() -> Self {
+    /// Asks the client to rotate within `grace`; carries no ack (`ack_up_to_records` 0 is
+    /// not applied).
+    fn close(grace: Duration) -> Self {
         Self {
-            close_stream_duration_ms: Some(CLOSE_GRACE.as_millis() as u64),
+            close_stream_duration_ms: Some(grace.as_millis() as u64),
             ..Self::ready()
         }
     }
@@ -213,14 +216,15 @@ struct OpenStream {
     faults: Arc<Faults>,
 }
 
-/// Checks the call (table, auth, faults, schema) and sends the ready signal.
-/// `Ok(None)`: the client left first.
+/// Checks the call (table, auth, faults, schema) and sends the ready signal; returns the
+/// stream, its table's name and when its access token expires. `Ok(None)`: the client
+/// left first.
 async fn open(
     shared: &Arc<Shared>,
     metadata: &MetadataMap,
     inbound: Streaming<FlightData>,
     tx: &ResponseSender,
-) -> Result<Option<OpenStream>, Status> {
+) -> Result<Option<(OpenStream, String, Option<Instant>)>, Status> {
     let table_name = metadata
         .get(TABLE_HEADER)
         .ok_or_else(|| Status::invalid_argument(format!("missing header {TABLE_HEADER}")))?
@@ -228,7 +232,7 @@ async fn open(
         .map_err(|_| Status::invalid_argument(format!("header {TABLE_HEADER} is not ASCII")))?
         .to_string();
     validate_table_name(&table_name)?;
-    shared.auth.check(metadata, &table_name)?;
+    let token_expires_at = shared.auth.check(metadata, &table_name)?;
     let faults = shared.catalog.faults(&table_name);
     faults.on_create()?;
     let mut decoder = FlightDataDecoder::new(inbound.map_err(FlightError::from));
@@ -252,11 +256,12 @@ async fn open(
     if !send(tx, AckMetadata::ready()).await {
         return Ok(None);
     }
-    Ok(Some(OpenStream {
+    let stream = OpenStream {
         decoder,
         table,
         faults,
-    }))
+    };
+    Ok(Some((stream, table_name, token_expires_at)))
 }
 
 impl Protocol for OpenStream {
@@ -306,8 +311,8 @@ impl Protocol for OpenStream {
         })
     }
 
-    fn close_signal() -> PutResult {
-        AckMetadata::close().into_put_result()
+    fn close_signal(grace: Duration) -> PutResult {
+        AckMetadata::close(grace).into_put_result()
     }
 
     /// `{"ack_up_to_offset":N,"ack_up_to_records":R}`.

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     self as pb, ephemeral_stream_response, zerobus_server, RecordType,
@@ -24,9 +24,6 @@ use crate::ingest::{self, EphemeralStreamRequest, IngestCodec, Payload, RecordSp
 use crate::names::validate_table_name;
 use crate::respond::{self, respond_in_task};
 use crate::Shared;
-
-/// How long a client may take to finish after a CloseStreamSignal.
-const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 /// The `Zerobus` gRPC service.
 pub(crate) struct Service {
@@ -53,8 +50,13 @@ impl Service {
         Response::new(respond_in_task("stream", |tx| async move {
             match open(&shared, &metadata, inbound, &tx).await? {
                 Some(stream) => {
-                    let faults = Arc::clone(&stream.faults);
-                    inbound::serve(stream, shared.stream_lifetime, faults, &tx).await
+                    let session = inbound::Session {
+                        protocol: "gRPC",
+                        table: stream.table_name.clone(),
+                        token_expires_at: stream.token_expires_at,
+                        faults: Arc::clone(&stream.faults),
+                    };
+                    inbound::serve(stream, session, &shared, &tx).await
                 }
                 None => Ok(()),
             }
@@ -77,6 +79,8 @@ struct OpenStream {
     table: Option<Arc<Table>>,
     format: Format,
     faults: Arc<Faults>,
+    /// When the stream's access token expires (`None`: auth disabled).
+    token_expires_at: Option<Instant>,
 }
 
 /// Reads `create_stream`, checks it, and answers it. `Ok(None)`: the client left first.
@@ -96,7 +100,7 @@ async fn open(
     };
     let table_name = create.table_name.clone().unwrap_or_default();
     validate_table_name(&table_name)?;
-    shared.auth.check(metadata, &table_name)?;
+    let token_expires_at = shared.auth.check(metadata, &table_name)?;
     let faults = shared.catalog.faults(&table_name);
     faults.on_create()?;
     let (format, table) = match record_type(&create)? {
@@ -141,6 +145,7 @@ async fn open(
         table,
         format,
         faults,
+        token_expires_at,
     }))
 }
 
@@ -231,9 +236,9 @@ impl Protocol for OpenStream {
         })
     }
 
-    fn close_signal() -> pb::EphemeralStreamResponse {
+    fn close_signal(grace: Duration) -> pb::EphemeralStreamResponse {
         pb::EphemeralStreamResponse {
-            payload: Some(close_signal()),
+            payload: Some(close_signal(grace)),
         }
     }
 
@@ -249,11 +254,11 @@ impl Protocol for OpenStream {
     }
 }
 
-fn close_signal() -> ephemeral_stream_response::Payload {
+fn close_signal(grace: Duration) -> ephemeral_stream_response::Payload {
     ephemeral_stream_response::Payload::CloseStreamSignal(pb::CloseStreamSignal {
         duration: Some(prost_types::Duration {
-            seconds: CLOSE_GRACE.as_secs() as i64,
-            nanos: 0,
+            seconds: grace.as_secs() as i64,
+            nanos: grace.subsec_nanos() as i32,
         }),
     })
 }

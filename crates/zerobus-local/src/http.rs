@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,10 +23,20 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use tokio_util::sync::CancellationToken;
+
 use super::names::validate_table_name;
+use super::running::{CuttableListener, Running};
 use super::uc::UcTable;
-use super::{Running, Shared};
+use super::Shared;
 use crate::error::LocalError;
+
+/// The largest request body accepted (a token request from the SDK is under 1 KiB);
+/// larger ones are answered 413 before they are read.
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 10;
+
+/// The most tables one token may be issued for (the SDK asks for one).
+pub(crate) const MAX_TOKEN_TABLES: usize = 16;
 
 /// Binds `127.0.0.1:port` and serves the HTTP endpoints until stopped.
 pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, LocalError> {
@@ -40,6 +50,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, Loc
         .map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let cut = CancellationToken::new();
+    let listener = CuttableListener {
+        listener,
+        cut: cut.clone(),
+    };
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, router(shared))
             .with_graceful_shutdown(async {
@@ -51,7 +66,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, Loc
         }
     });
     tracing::debug!(%addr, "local Zerobus HTTP server listening");
-    Ok(Running { addr, stop, task })
+    Ok(Running::new(addr, stop, task, cut))
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -65,6 +80,7 @@ fn router(shared: Arc<Shared>) -> Router {
                 "no such endpoint on the local Zerobus server",
             )
         })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
 }
 
@@ -193,6 +209,13 @@ fn token_request_tables(form: &[(String, String)]) -> Result<Vec<String>, (&'sta
             "authorization_details names no object of type TABLE".into(),
         ));
     }
+    if tables.len() > MAX_TOKEN_TABLES {
+        return Err(invalid(format!(
+            "authorization_details names {} tables; a token is issued for at most \
+             {MAX_TOKEN_TABLES}",
+            tables.len()
+        )));
+    }
     for table in &tables {
         validate_table_name(table)
             .map_err(|status| invalid(format!("authorization_details: {}", status.message())))?;
@@ -257,6 +280,11 @@ mod tests {
             token_request_tables(&form("[]")).unwrap_err().0,
             "invalid_request"
         );
+        let table = r#"{"object_full_path":"c.s.t","object_type":"TABLE"}"#;
+        let many = format!("[{}]", vec![table; MAX_TOKEN_TABLES + 1].join(","));
+        let (error, description) = token_request_tables(&form(&many)).unwrap_err();
+        assert_eq!(error, "invalid_request");
+        assert!(description.contains("at most 16"), "{description}");
         let mut wrong_grant = form(details);
         wrong_grant[3].1 = "password".into();
         assert_eq!(

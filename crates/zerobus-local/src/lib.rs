@@ -35,7 +35,9 @@
 //! - **EphemeralStream** with `PROTO` (decoded against the stream's descriptor) and `JSON`
 //!   records; each request is acknowledged cumulatively once its rows are durable, never
 //!   ahead of what was received; `CloseStreamSignal` after the stream lifetime
-//!   ([`LocalZerobusBuilder::stream_lifetime`], 15 minutes by default, as on the service).
+//!   ([`LocalZerobusBuilder::stream_lifetime`], 15 minutes by default, as on the service)
+//!   or when the stream's access token expires (then `UNAUTHENTICATED` if the stream is
+//!   still open a [`close grace`](LocalZerobusBuilder::close_grace) later).
 //!   Avro is rejected; `PersistentStream` and `RetireStream` answer `UNIMPLEMENTED`.
 //! - **Arrow Flight `DoPut`** on the same port (the SDK's `build_arrow()` streams): the
 //!   schema is checked against an existing table (mismatches fail with the `ErrorInfo` the
@@ -61,7 +63,16 @@
 //!   `schema` module reads them) in both modes.
 //! - **Faults** ([`Faults`], per table, switchable at run time) and per-table
 //!   [`Counters`] of received, committed, acknowledged and duplicate rows;
-//!   [`LocalZerobus::restart`] stops and restarts the whole server, keeping what landed.
+//!   [`LocalZerobus::restart`] stops and restarts the whole server, cutting open
+//!   connections and keeping what landed.
+//! - **Bounds**: every queue and table of the server is bounded, so a slow disk or a
+//!   hostile client slows clients down (HTTP/2 flow control) instead of growing the
+//!   server's memory: unacknowledged requests per stream
+//!   ([`LocalZerobusBuilder::max_unacked_requests`]), bytes queued for a Delta table
+//!   ([`LocalZerobusBuilder::commit_max_bytes`]), streams per connection
+//!   ([`LocalZerobusBuilder::max_concurrent_streams`]), rows remembered to count
+//!   duplicates ([`LocalZerobusBuilder::duplicate_window`]), tokens remembered
+//!   ([`MAX_TOKENS`]), and one server per data directory (a file lock).
 //!
 //! The `zerobus-local` binary serves it from the command line; see `docs/local-server.md`.
 
@@ -71,6 +82,7 @@ mod canonical;
 mod catalog;
 mod decode;
 mod dedup;
+mod dirlock;
 mod error;
 mod faults;
 mod flight;
@@ -82,6 +94,7 @@ mod ingest;
 mod landing;
 mod names;
 mod respond;
+mod running;
 mod uc;
 
 use std::net::SocketAddr;
@@ -96,11 +109,12 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
-pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL};
+pub use auth::{Auth, DEFAULT_CLIENT_ID, DEFAULT_TOKEN_TTL, MAX_TOKENS};
 pub use catalog::Counters;
+pub use dedup::DEFAULT_DUPLICATE_WINDOW;
 pub use error::{LocalError, Result};
 pub use faults::Faults;
 pub use landing::delta::{
@@ -110,7 +124,9 @@ pub use landing::Landing;
 
 use auth::Authenticator;
 use catalog::Catalog;
+use dirlock::DirLock;
 use landing::delta::DeltaSettings;
+use running::Running;
 
 /// The default limit on one inbound gRPC message: 32 MiB.
 ///
@@ -122,7 +138,18 @@ pub const DEFAULT_MAX_DECODING_MESSAGE_SIZE: usize = 32 << 20;
 /// (CloseStreamSignal), as the service does after about 15 minutes.
 pub const DEFAULT_STREAM_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// How long [`LocalZerobus::shutdown`] waits for open connections before aborting them.
+/// The default time a client has to rotate after a close signal: 30 s. A stream whose
+/// access token expired is ended with `UNAUTHENTICATED` this long after its close signal.
+pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(30);
+
+/// The default limit on requests of one stream waiting for their acknowledgement: 65 536.
+pub const DEFAULT_MAX_UNACKED_REQUESTS: usize = 65_536;
+
+/// The default limit on concurrent streams (HTTP/2 streams: gRPC calls) of one
+/// connection: 200.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
+
+/// How long [`LocalZerobus::shutdown`] waits for open connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// State shared by the services and the [`LocalZerobus`] handle.
@@ -131,6 +158,10 @@ pub(crate) struct Shared {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) auth: Authenticator,
     pub(crate) stream_lifetime: Duration,
+    /// How long a client has to rotate after a close signal.
+    pub(crate) close_grace: Duration,
+    /// Requests of one stream that may wait for their ack before it stops reading.
+    pub(crate) max_unacked_requests: usize,
     pub(crate) next_stream_id: AtomicU64,
 }
 
@@ -143,7 +174,11 @@ pub struct LocalZerobusBuilder {
     strict: bool,
     tables: Vec<(String, SchemaRef)>,
     stream_lifetime: Duration,
+    close_grace: Duration,
     max_decoding_message_size: usize,
+    max_unacked_requests: usize,
+    max_concurrent_streams: u32,
+    duplicate_window: usize,
     auth: Auth,
     http_port: u16,
     token_ttl: Duration,
@@ -161,7 +196,11 @@ impl Default for LocalZerobusBuilder {
             strict: false,
             tables: Vec::new(),
             stream_lifetime: DEFAULT_STREAM_LIFETIME,
+            close_grace: DEFAULT_CLOSE_GRACE,
             max_decoding_message_size: DEFAULT_MAX_DECODING_MESSAGE_SIZE,
+            max_unacked_requests: DEFAULT_MAX_UNACKED_REQUESTS,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             auth: Auth::Disabled,
             http_port: 0,
             token_ttl: DEFAULT_TOKEN_TTL,
@@ -182,7 +221,10 @@ impl LocalZerobusBuilder {
     /// Where Delta tables are written, one per table at
     /// `<data_dir>/<catalog>/<schema>/<table>` (default: a temporary directory removed when
     /// the server is dropped). Delta tables already there are registered when the server
-    /// starts, so a server started again on the same directory keeps what landed.
+    /// starts, so a server started again on the same directory keeps what landed. With
+    /// [`Landing::Delta`] the server locks the directory while it runs (the file
+    /// `.zerobus-local.lock` in it): a second server on it fails to start with
+    /// [`LocalError::DataDirInUse`].
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
@@ -212,6 +254,46 @@ impl LocalZerobusBuilder {
     /// After this long a stream is asked to rotate (default [`DEFAULT_STREAM_LIFETIME`]).
     pub fn stream_lifetime(mut self, lifetime: Duration) -> Self {
         self.stream_lifetime = lifetime;
+        self
+    }
+
+    /// How long a client has to rotate after a close signal (default
+    /// [`DEFAULT_CLOSE_GRACE`]), sent to it in the signal (`CloseStreamSignal.duration`,
+    /// Flight `close_stream_duration_ms`; the Flight client keeps 500 ms of it for itself).
+    /// A stream whose access token expired ([`Auth::OAuth`]) is asked to rotate at once
+    /// and ended with `UNAUTHENTICATED` if it is still open after this grace.
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// Per stream, the most requests waiting for their rows to be durable and their ack
+    /// to go out (default [`DEFAULT_MAX_UNACKED_REQUESTS`], at least 1). Past it the server
+    /// stops reading the stream until acks go out, and HTTP/2 flow control holds the
+    /// client back: slow commits, delayed acks or a client that does not read its acks
+    /// cost no more memory.
+    pub fn max_unacked_requests(mut self, requests: usize) -> Self {
+        self.max_unacked_requests = requests;
+        self
+    }
+
+    /// The most concurrent streams (gRPC and Flight calls) on one client connection
+    /// (default [`DEFAULT_MAX_CONCURRENT_STREAMS`]); further calls wait for one to end
+    /// (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`). The official client opens one
+    /// connection per stream.
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// How many distinct rows each table remembers to count duplicates (default
+    /// [`DEFAULT_DUPLICATE_WINDOW`]; 0 turns the counting off): a row identical to one of
+    /// the last `rows` distinct rows the table received counts in
+    /// [`Counters::duplicates`]. A resend after a recovery repeats recent rows, so the
+    /// window catches it; a table holds at most about 35 bytes a remembered row. Not
+    /// counted with [`Landing::None`].
+    pub fn duplicate_window(mut self, rows: usize) -> Self {
+        self.duplicate_window = rows;
         self
     }
 
@@ -272,7 +354,9 @@ impl LocalZerobusBuilder {
     }
 
     /// [`Landing::Delta`]: a group reaching this many bytes (Arrow in-memory size) is
-    /// committed at once (default [`DEFAULT_COMMIT_MAX_BYTES`]).
+    /// committed at once (default [`DEFAULT_COMMIT_MAX_BYTES`]). It also bounds the rows
+    /// queued for a table's writer (while a commit is written, say): past this many bytes,
+    /// the streams writing to the table wait.
     pub fn commit_max_bytes(mut self, bytes: usize) -> Self {
         self.delta.max_bytes = bytes;
         self
@@ -282,11 +366,11 @@ impl LocalZerobusBuilder {
     /// runtime.
     ///
     /// # Errors
-    /// [`LocalError::Listen`] if a port cannot be bound, [`LocalError::Io`] if the
-    /// temporary data directory cannot be made, [`LocalError::Table`] if a table given up
-    /// front is invalid, or a
-    /// Delta table under the data directory cannot be loaded or does not match the schema
-    /// given up front.
+    /// [`LocalError::Listen`] if a port cannot be bound, [`LocalError::DataDirInUse`] if
+    /// another server uses the data directory, [`LocalError::Io`] if the data directory
+    /// (or the temporary one) cannot be made or locked, [`LocalError::Table`] if a table
+    /// given up front is invalid, or a Delta table under the data directory cannot be
+    /// loaded or does not match the schema given up front.
     pub async fn start(self) -> Result<LocalZerobus, LocalError> {
         let (data_dir, temp_dir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
@@ -296,8 +380,14 @@ impl LocalZerobusBuilder {
                 (temp.path().to_path_buf(), Some(Arc::new(temp)))
             }
         };
-        let catalog =
-            Catalog::new(self.landing, data_dir, self.strict).with_delta_settings(self.delta);
+        // Only the Delta landing writes to the directory.
+        let dir_lock = match self.landing {
+            Landing::Delta => Some(DirLock::acquire(&data_dir)?),
+            _ => None,
+        };
+        let catalog = Catalog::new(self.landing, data_dir, self.strict)
+            .with_delta_settings(self.delta)
+            .with_duplicate_window(self.duplicate_window);
         catalog.reopen(&self.tables).await?;
         let catalog = Arc::new(catalog);
         for (name, schema) in &self.tables {
@@ -316,48 +406,26 @@ impl LocalZerobusBuilder {
                 self.token_ttl,
             ),
             stream_lifetime: self.stream_lifetime,
+            close_grace: self.close_grace,
+            max_unacked_requests: self.max_unacked_requests.max(1),
             next_stream_id: AtomicU64::new(0),
         });
         let server = serve(&self, Arc::clone(&shared), self.port).await?;
         let http = http::serve(Arc::clone(&shared), self.http_port).await?;
+        tracing::info!(
+            endpoint = %server.addr,
+            http = %http.addr,
+            data_dir = %shared.catalog.data_dir().display(),
+            "local Zerobus server started"
+        );
         Ok(LocalZerobus {
             settings: self,
             shared,
             server,
             http,
+            _dir_lock: dir_lock,
             _temp_dir: temp_dir,
         })
-    }
-}
-
-/// One running server task (gRPC or HTTP).
-#[derive(Debug)]
-struct Running {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    /// Moves the running server out, leaving a stopped placeholder on the same address.
-    fn take(&mut self) -> Running {
-        let (stop, _) = oneshot::channel();
-        let placeholder = Running {
-            addr: self.addr,
-            stop,
-            task: tokio::spawn(async {}),
-        };
-        std::mem::replace(self, placeholder)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.send(());
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
-        }
     }
 }
 
@@ -382,11 +450,17 @@ async fn serve(
     let service =
         grpc::ZerobusService::new(grpc::Service { shared }, settings.max_decoding_message_size);
     let (stop, stopped) = oneshot::channel::<()>();
+    let cut = CancellationToken::new();
+    let connections = cut.clone();
+    let max_streams = settings.max_concurrent_streams;
     let task = tokio::spawn(async move {
         // Acks are small writes: without TCP_NODELAY, Nagle holds one back until the
         // client's delayed ACK (about 40 ms on Linux) when an earlier write is unacked.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = running::cuttable(incoming, connections);
         let result = tonic::transport::Server::builder()
+            // tonic's default is no limit (hyper's own would be 200).
+            .max_concurrent_streams(max_streams)
             .add_service(service)
             .add_service(flight)
             .serve_with_incoming_shutdown(incoming, async {
@@ -399,7 +473,7 @@ async fn serve(
         }
     });
     tracing::debug!(%addr, "local Zerobus server listening");
-    Ok(Running { addr, stop, task })
+    Ok(Running::new(addr, stop, task, cut))
 }
 
 /// A running local Zerobus server; see the [module documentation](self).
@@ -412,6 +486,8 @@ pub struct LocalZerobus {
     shared: Arc<Shared>,
     server: Running,
     http: Running,
+    /// Released when the handle is dropped, after the servers are stopped.
+    _dir_lock: Option<DirLock>,
     _temp_dir: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -466,7 +542,8 @@ impl LocalZerobus {
 
     /// Fault: every token issued so far is expired from now on, so new streams that present
     /// one are refused with `UNAUTHENTICATED` (the client then fetches a new token). Open
-    /// streams are not affected: tokens are only checked when a stream opens.
+    /// streams keep the expiry their token had when they opened (at which they are asked
+    /// to rotate).
     pub fn expire_tokens(&self) {
         self.shared.auth.expire_all();
     }
@@ -474,6 +551,12 @@ impl LocalZerobus {
     /// How many tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.shared.auth.issued()
+    }
+
+    /// How many issued tokens the server remembers now: at most [`MAX_TOKENS`], none with
+    /// [`Auth::Disabled`] (tokens are not checked then).
+    pub fn tokens_remembered(&self) -> usize {
+        self.shared.auth.remembered()
     }
 
     /// Where Delta tables are written.
@@ -523,14 +606,16 @@ impl LocalZerobus {
         self.shared.catalog.names()
     }
 
-    /// Stops the server (cutting open streams off, as a crash would) and starts it again on
-    /// the same port, keeping what landed.
+    /// Stops the server, cutting its open connections off at once (clients see them reset,
+    /// as after a crash), and starts it again on the same ports, keeping what landed. Rows
+    /// received but not yet acknowledged may still land: clients resend them (counted as
+    /// duplicates).
     ///
     /// # Errors
     /// [`LocalError::Listen`] if the port cannot be bound again.
     pub async fn restart(&mut self) -> Result<(), LocalError> {
-        self.server.take().stop().await;
-        self.http.take().stop().await;
+        self.server.take().stop(Duration::ZERO).await;
+        self.http.take().stop(Duration::ZERO).await;
         self.server = serve(
             &self.settings,
             Arc::clone(&self.shared),
@@ -541,13 +626,14 @@ impl LocalZerobus {
         Ok(())
     }
 
-    /// Stops accepting connections and waits for the server to finish. Streams still open
-    /// after a few seconds are cut off. Rows still waiting for a Delta commit are then
-    /// committed (they were not acknowledged).
-    pub async fn shutdown(self) {
-        self.server.stop().await;
-        self.http.stop().await;
+    /// Stops accepting connections and waits for open streams to finish; connections still
+    /// open after 5 seconds are cut off. Rows still waiting for a Delta commit are then
+    /// committed (they were not acknowledged), and the data directory is unlocked.
+    pub async fn shutdown(mut self) {
+        self.server.take().stop(SHUTDOWN_GRACE).await;
+        self.http.take().stop(SHUTDOWN_GRACE).await;
         self.shared.catalog.flush().await;
+        tracing::info!(endpoint = %self.server.addr, "local Zerobus server stopped");
     }
 }
 

@@ -1,7 +1,8 @@
 //! `zerobus-local`: runs the local Zerobus server from the command line, until Ctrl-C.
 //!
 //! Point the unmodified official SDK at the printed endpoint (plaintext, so `.no_tls()`)
-//! and Unity Catalog URL, with the printed OAuth client credentials.
+//! and Unity Catalog URL, with the printed OAuth client credentials. Logs go to stderr,
+//! filtered by `RUST_LOG` (default `zerobus_local=info`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +10,23 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
-use zerobus_local::{Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID};
+use tracing_subscriber::EnvFilter;
+use zerobus_local::{
+    Auth, Landing, LocalZerobus, DEFAULT_CLIENT_ID, DEFAULT_DUPLICATE_WINDOW,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_STREAM_LIFETIME,
+};
+
+/// The log filter without `RUST_LOG`: the server's own messages (streams, commits,
+/// failures) at info.
+const DEFAULT_LOG_FILTER: &str = "zerobus_local=info";
 
 /// A local, Zerobus-compatible ingestion server for tests and development.
 ///
 /// Serves the Zerobus gRPC service and Arrow Flight on one port, and the OAuth token and
 /// Unity Catalog table endpoints on a second (HTTP/1.1) port, all on 127.0.0.1 and without
-/// TLS. Received rows land in Delta tables (or memory). Stops cleanly on Ctrl-C.
+/// TLS. Received rows land in Delta tables (or memory). Stops cleanly on Ctrl-C. Logs
+/// (streams opened and closed, commits, failures) go to stderr; set RUST_LOG to filter
+/// them (default: zerobus_local=info).
 #[derive(Debug, Parser)]
 #[command(name = "zerobus-local", version)]
 #[command(after_help = "\
@@ -56,10 +67,29 @@ struct Args {
     #[arg(long, value_enum, default_value_t = LandingArg::Delta)]
     landing: LandingArg,
 
-    /// Lifetime of issued OAuth tokens, in seconds (sent to the client as `expires_in`).
+    /// Lifetime of issued OAuth tokens, in seconds (sent to the client as `expires_in`). A
+    /// stream is asked to rotate when its token expires, and ended with UNAUTHENTICATED if
+    /// still open 30 s later.
     #[arg(long, value_name = "SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     token_ttl: u64,
+
+    /// After this many seconds a stream is asked to rotate to a new one
+    /// (CloseStreamSignal), as the service does after about 15 minutes.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STREAM_LIFETIME.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    stream_lifetime: u64,
+
+    /// The most concurrent streams (gRPC / Flight calls) on one client connection; more
+    /// wait for one to end.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_streams: u32,
+
+    /// How many distinct rows each table remembers to count duplicates (resends); 0 turns
+    /// the counting off. About 35 bytes a row.
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_DUPLICATE_WINDOW)]
+    duplicate_window: usize,
 
     /// Accept every stream without a token (use the SDK's `.no_auth()`).
     #[arg(long)]
@@ -75,7 +105,8 @@ struct Args {
     client_id: String,
 
     /// The OAuth client secret the token endpoint accepts (default: a random one, printed
-    /// at start). Prefer the environment variable over the flag, which other users can see.
+    /// at start; a secret given here is never printed). Prefer the environment variable
+    /// over the flag, which other users can see.
     #[arg(long, env = "ZEROBUS_LOCAL_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
 }
@@ -101,12 +132,16 @@ impl From<LandingArg> for Landing {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     let mut builder = LocalZerobus::builder()
         .port(args.port)
         .http_port(args.http_port)
         .landing(args.landing.into())
         .strict(args.strict)
         .token_ttl(Duration::from_secs(args.token_ttl))
+        .stream_lifetime(Duration::from_secs(args.stream_lifetime))
+        .max_concurrent_streams(args.max_concurrent_streams)
+        .duplicate_window(args.duplicate_window)
         .auth(if args.no_auth {
             Auth::Disabled
         } else {
@@ -137,6 +172,24 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (an `EnvFilter` directive list), else
+/// [`DEFAULT_LOG_FILTER`].
+fn init_logging() {
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+                eprintln!("zerobus-local: RUST_LOG={directives:?} is not a log filter ({e}); using {DEFAULT_LOG_FILTER}");
+                EnvFilter::new(DEFAULT_LOG_FILTER)
+            })
+        }
+        _ => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn print_banner(server: &LocalZerobus, args: &Args) {
     let auth = if args.no_auth {
         "disabled (use the SDK's .no_auth())".to_string()
@@ -147,10 +200,14 @@ fn print_banner(server: &LocalZerobus, args: &Args) {
     println!("  endpoint:          {}", server.endpoint());
     println!("  unity_catalog_url: {}", server.unity_catalog_url());
     println!("  client_id:         {}", server.client_id());
-    println!(
-        "  client_secret:     {}",
+    // A secret the user chose stays out of the output (terminals, CI logs); only one the
+    // server made up is shown, since nobody else knows it.
+    let secret = if args.client_secret.is_some() {
+        "(as given in --client-secret / ZEROBUS_LOCAL_CLIENT_SECRET)"
+    } else {
         server.client_secret().expose_secret()
-    );
+    };
+    println!("  client_secret:     {secret}");
     println!("  auth:              {auth}");
     let landing = args.landing.to_possible_value().map_or_else(
         || format!("{:?}", args.landing),
@@ -177,12 +234,10 @@ fn print_banner(server: &LocalZerobus, args: &Args) {
     println!("      .build()?;");
     let auth_call = if args.no_auth {
         ".no_auth()".to_string()
+    } else if args.client_secret.is_some() {
+        format!(".oauth(\"{}\", CLIENT_SECRET)", server.client_id())
     } else {
-        format!(
-            ".oauth(\"{}\", \"{}\")",
-            server.client_id(),
-            server.client_secret().expose_secret()
-        )
+        format!(".oauth(\"{}\", \"{secret}\")", server.client_id())
     };
     println!("  let stream = sdk.stream_builder().table(\"main.default.events\")");
     println!("      {auth_call}.json().build().await?;");

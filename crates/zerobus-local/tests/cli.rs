@@ -1,4 +1,4 @@
-//! The `zerobus-local` binary: its banner, OAuth streams against it, Ctrl-C.
+//! The `zerobus-local` binary: its banner, OAuth streams against it, its log, Ctrl-C.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,47 +24,104 @@ fn banner_value<'a>(banner: &'a [String], label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label} in the banner:\n{}", banner.join("\n")))
 }
 
+/// A running `zerobus-local`: its process, the banner it printed, and the rest of stdout.
 #[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
-    use tokio::io::{AsyncBufReadExt, BufReader};
+struct Cli {
+    child: tokio::process::Child,
+    banner: Vec<String>,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zerobus-local"))
-        .args(["--port", "0", "--http-port", "0", "--landing", "memory"])
-        .args(["--token-ttl", "60"])
-        .env_remove("ZEROBUS_LOCAL_CLIENT_SECRET")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut banner = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            let done = line.contains("Ctrl-C");
-            banner.push(line);
-            if done {
-                break;
-            }
+#[cfg(unix)]
+impl Cli {
+    /// Starts the binary with `args` (ports 0) and `secret` in `ZEROBUS_LOCAL_CLIENT_SECRET`
+    /// (none: unset); reads the banner up to "Ctrl-C". Its log (stderr) is piped.
+    async fn start(
+        args: &[&str],
+        secret: Option<&str>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_zerobus-local"));
+        command
+            .args(["--port", "0", "--http-port", "0"])
+            .args(args)
+            .env_remove("ZEROBUS_LOCAL_CLIENT_SECRET")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(secret) = secret {
+            command.env("ZEROBUS_LOCAL_CLIENT_SECRET", secret);
         }
-        Ok::<_, std::io::Error>(())
-    })
-    .await??;
-    let endpoint = banner_value(&banner, "endpoint:").to_string();
-    let uc = banner_value(&banner, "unity_catalog_url:").to_string();
-    let client_id = banner_value(&banner, "client_id:").to_string();
-    let secret = banner_value(&banner, "client_secret:").to_string();
-    assert!(banner_value(&banner, "auth:").starts_with("oauth"));
+        let mut child = command.spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut banner = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = stdout.next_line().await? {
+                let done = line.contains("Ctrl-C");
+                banner.push(line);
+                if done {
+                    break;
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await??;
+        Ok(Self {
+            child,
+            banner,
+            stdout,
+        })
+    }
 
-    let sdk = ZerobusSdk::builder()
-        .endpoint(&endpoint)
-        .unity_catalog_url(&uc)
-        .no_tls()
-        .connector_factory(Arc::new(|_: &str| None))
-        .build()?;
+    fn value(&self, label: &str) -> String {
+        banner_value(&self.banner, label).to_string()
+    }
+
+    /// An SDK pointed at the printed endpoints.
+    fn sdk(&self) -> Result<ZerobusSdk, Box<dyn std::error::Error>> {
+        Ok(ZerobusSdk::builder()
+            .endpoint(self.value("endpoint:"))
+            .unity_catalog_url(self.value("unity_catalog_url:"))
+            .no_tls()
+            .connector_factory(Arc::new(|_: &str| None))
+            .build()?)
+    }
+
+    /// Ctrl-C: waits for a clean exit; returns the rest of stdout and the whole log.
+    async fn interrupt(mut self) -> Result<(Vec<String>, String), Box<dyn std::error::Error>> {
+        use tokio::io::AsyncReadExt;
+
+        let pid = self.child.id().expect("running").to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()?
+            .success());
+        let mut stderr = self.child.stderr.take().expect("piped stderr");
+        let mut log = String::new();
+        let status = tokio::time::timeout(Duration::from_secs(30), async {
+            stderr.read_to_string(&mut log).await?;
+            self.child.wait().await
+        })
+        .await??;
+        assert!(status.success(), "{status}\n{log}");
+        let mut rest = Vec::new();
+        while let Some(line) = self.stdout.next_line().await? {
+            rest.push(line);
+        }
+        Ok((rest, log))
+    }
+}
+
+#[cfg(unix)]
+/// Sends three records on an OAuth stream with the given credentials and waits for their
+/// acknowledgement.
+async fn send_three(sdk: &ZerobusSdk, client_id: &str, secret: &str) -> TestResult {
     let mut stream = sdk
         .stream_builder()
         .table(TABLE)
-        .oauth(&client_id, &secret)
+        .oauth(client_id, secret)
         .json()
         .build()
         .await?;
@@ -75,6 +132,21 @@ async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
         .ok_or("no offset for 3 records")?;
     stream.flush().await?;
     stream.close().await?;
+    Ok(())
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
+    let cli = Cli::start(&["--landing", "memory", "--token-ttl", "60"], None).await?;
+    let client_id = cli.value("client_id:");
+    // A secret the server made up is printed: nobody else knows it.
+    let secret = cli.value("client_secret:");
+    assert!(secret.starts_with("zbls_"), "{secret}");
+    assert!(cli.value("auth:").starts_with("oauth"));
+
+    let sdk = cli.sdk()?;
+    send_three(&sdk, &client_id, &secret).await?;
     let wrong = sdk
         .stream_builder()
         .table(TABLE)
@@ -87,17 +159,40 @@ async fn the_cli_serves_oauth_streams_until_interrupted() -> TestResult {
     assert!(wrong.to_string().contains("401"), "{wrong}");
 
     // Ctrl-C: the server stops cleanly and says so.
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()?
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
-    assert!(status.success(), "{status}");
-    let mut rest = Vec::new();
-    while let Some(line) = lines.next_line().await? {
-        rest.push(line);
-    }
+    let (rest, _) = cli.interrupt().await?;
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    Ok(())
+}
+
+/// A secret given in the environment is used but never printed, and the server logs its
+/// streams and commits (at info, without `RUST_LOG`) to stderr.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_secret_is_not_printed_and_streams_are_logged() -> TestResult {
+    const SECRET: &str = "given-secret-4f1c9a";
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().to_str().expect("UTF-8 path");
+    let cli = Cli::start(
+        &["--data-dir", data_dir, "--stream-lifetime", "60"],
+        Some(SECRET),
+    )
+    .await?;
+    let banner = cli.banner.join("\n");
+    assert!(!banner.contains(SECRET), "the secret is printed:\n{banner}");
+    assert!(cli.value("client_secret:").contains("as given"), "{banner}");
+
+    send_three(&cli.sdk()?, &cli.value("client_id:"), SECRET).await?;
+    let (rest, log) = cli.interrupt().await?;
+    assert!(!rest.join("\n").contains(SECRET));
+    assert!(!log.contains(SECRET), "the secret is logged:\n{log}");
+    for expected in [
+        "local Zerobus server started",
+        "stream opened",
+        "Delta commit",
+        "stream closed",
+    ] {
+        assert!(log.contains(expected), "no {expected:?} in the log:\n{log}");
+    }
+    assert!(log.contains(TABLE), "{log}");
     Ok(())
 }

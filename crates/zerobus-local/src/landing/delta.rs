@@ -7,6 +7,12 @@
 //! after the commit is written (or with the error if it failed: those rows are then not
 //! acknowledged, and the client sends them again).
 //!
+//! The queue in front of the task is bounded in bytes: once more than
+//! [`DeltaSettings::max_bytes`] wait in it (while a commit is being written, say),
+//! [`Sink::ready`] holds the streams back until the task has taken them, so a table holds
+//! at most about twice `max_bytes` (the queue and the open group) plus one message per
+//! stream.
+//!
 //! Tables are plain, unpartitioned Delta tables (reader 1 / writer 2, more only if a column
 //! type needs a table feature, e.g. `timestampNtz`) that DataFusion, Polars `read_delta`,
 //! DuckDB or Spark read.
@@ -14,6 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +34,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tonic::Status;
 
@@ -54,7 +61,8 @@ pub(crate) struct DeltaSettings {
     pub(crate) interval: Duration,
     /// Pending rows that trigger a commit.
     pub(crate) max_rows: usize,
-    /// Pending bytes (Arrow memory size of the batches) that trigger a commit.
+    /// Pending bytes (Arrow memory size of the batches) that trigger a commit; also the
+    /// most bytes queued for the writer before streams are held back.
     pub(crate) max_bytes: usize,
 }
 
@@ -220,6 +228,48 @@ pub(crate) struct DeltaSink {
     dir: PathBuf,
     schema: SchemaRef,
     tx: mpsc::UnboundedSender<Message>,
+    backlog: Arc<Backlog>,
+}
+
+/// The bytes of the batches queued for a table's task and not taken yet.
+#[derive(Debug)]
+struct Backlog {
+    bytes: AtomicUsize,
+    /// More than this many bytes queued: writers wait.
+    limit: usize,
+    /// Notified whenever the task takes a batch.
+    taken: Notify,
+}
+
+impl Backlog {
+    fn new(limit: usize) -> Self {
+        Self {
+            bytes: AtomicUsize::new(0),
+            limit,
+            taken: Notify::new(),
+        }
+    }
+
+    fn add(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn take(&self, bytes: usize) {
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.taken.notify_waiters();
+    }
+
+    /// Resolves once no more than the limit is queued.
+    async fn room(&self) {
+        loop {
+            // Created before the check, so a batch taken in between still wakes it.
+            let taken = self.taken.notified();
+            if self.bytes.load(Ordering::Acquire) <= self.limit {
+                return;
+            }
+            taken.await;
+        }
+    }
 }
 
 impl fmt::Debug for DeltaSink {
@@ -230,8 +280,8 @@ impl fmt::Debug for DeltaSink {
 
 /// What a table's task is asked to do.
 enum Message {
-    /// Write a batch; answer once its group is committed.
-    Submit(RecordBatch, oneshot::Sender<Result<(), String>>),
+    /// Write a batch (of this many queued bytes); answer once its group is committed.
+    Submit(RecordBatch, usize, oneshot::Sender<Result<(), String>>),
     /// Commit what is pending now; answer once done.
     Flush(oneshot::Sender<()>),
     /// The table as of the last commit.
@@ -294,6 +344,8 @@ impl DeltaSink {
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let label = dir.display().to_string();
+        let backlog = Arc::new(Backlog::new(settings.max_bytes));
+        let task_backlog = Arc::clone(&backlog);
         runtime.spawn(async move {
             let state = match open.await {
                 Ok(table) => RecordBatchWriter::for_table(&table)
@@ -304,9 +356,14 @@ impl DeltaSink {
             if let Err(e) = &state {
                 tracing::warn!(error = %e, "local Zerobus: Delta table unusable");
             }
-            run(state, rx, settings).await;
+            run(state, rx, settings, &task_backlog, &label).await;
         });
-        Ok(Self { dir, schema, tx })
+        Ok(Self {
+            dir,
+            schema,
+            tx,
+            backlog,
+        })
     }
 
     /// The table as of its last commit.
@@ -323,12 +380,20 @@ impl DeltaSink {
 impl Sink for DeltaSink {
     fn submit(&self, batch: RecordBatch) -> Commit {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(Message::Submit(_, tx))) =
-            self.tx.send(Message::Submit(batch, tx))
+        // At least one byte: a flood of empty batches fills the queue too.
+        let bytes = batch.get_array_memory_size().max(1);
+        self.backlog.add(bytes);
+        if let Err(mpsc::error::SendError(Message::Submit(_, bytes, tx))) =
+            self.tx.send(Message::Submit(batch, bytes, tx))
         {
+            self.backlog.take(bytes);
             let _ = tx.send(Err("the table's writer has stopped".into()));
         }
         rx
+    }
+
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.backlog.room())
     }
 
     fn read(&self) -> BoxFuture<'_, Result<Vec<RecordBatch>, LocalError>> {
@@ -395,6 +460,8 @@ async fn run(
     mut state: Result<Writing, String>,
     mut rx: mpsc::UnboundedReceiver<Message>,
     settings: DeltaSettings,
+    backlog: &Backlog,
+    label: &str,
 ) {
     let mut group = Group::default();
     loop {
@@ -402,12 +469,13 @@ async fn run(
         let message = tokio::select! {
             message = rx.recv() => message,
             () = sleep_until(deadline), if deadline.is_some() => {
-                commit(&mut state, &mut group).await;
+                commit(&mut state, &mut group, label).await;
                 continue;
             }
         };
         match message {
-            Some(Message::Submit(batch, done)) => {
+            Some(Message::Submit(batch, queued, done)) => {
+                backlog.take(queued);
                 let writing = match &mut state {
                     Ok(writing) => writing,
                     Err(e) => {
@@ -429,14 +497,15 @@ async fn run(
                 group.waiting.push(done);
                 if let Err(e) = writing.writer.write(batch).await {
                     // The writer's window is lost: the whole group fails and is resent.
+                    tracing::warn!(table = label, error = %e, "local Zerobus: writing a Delta table failed");
                     writing.writer.reset();
                     group.resolve(Err(format!("writing the Delta table: {e}")));
                 } else if group.due(&settings) {
-                    commit(&mut state, &mut group).await;
+                    commit(&mut state, &mut group, label).await;
                 }
             }
             Some(Message::Flush(done)) => {
-                commit(&mut state, &mut group).await;
+                commit(&mut state, &mut group, label).await;
                 let _ = done.send(());
             }
             Some(Message::Snapshot(done)) => {
@@ -448,7 +517,7 @@ async fn run(
                 );
             }
             None => {
-                commit(&mut state, &mut group).await;
+                commit(&mut state, &mut group, label).await;
                 return;
             }
         }
@@ -462,7 +531,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Commits the pending group (one Delta version) and resolves its commits.
-async fn commit(state: &mut Result<Writing, String>, group: &mut Group) {
+async fn commit(state: &mut Result<Writing, String>, group: &mut Group, label: &str) {
     if group.waiting.is_empty() {
         return;
     }
@@ -472,15 +541,21 @@ async fn commit(state: &mut Result<Writing, String>, group: &mut Group) {
     };
     match writing.writer.flush_and_commit(&mut writing.table).await {
         Ok(version) => {
-            tracing::trace!(version, rows = group.rows, "local Zerobus: Delta commit");
+            tracing::info!(
+                table = label,
+                version,
+                rows = group.rows,
+                "local Zerobus: Delta commit"
+            );
             group.resolve(Ok(()));
         }
         Err(e) => {
+            tracing::warn!(table = label, rows = group.rows, error = %e, "local Zerobus: Delta commit failed");
             // Staged files stay staged after a failed commit: drop them, so rows that were
             // not acknowledged never land later with another group.
             writing.writer.reset();
             if let Err(reload) = writing.table.update_state().await {
-                tracing::warn!(error = %reload, "local Zerobus: reloading a Delta table failed");
+                tracing::warn!(table = label, error = %reload, "local Zerobus: reloading a Delta table failed");
             }
             group.resolve(Err(format!("committing to the Delta table: {e}")));
         }
@@ -883,6 +958,35 @@ mod tests {
         let err = table.submit(every_type(1, 0)).await.unwrap().unwrap_err();
         assert!(err.contains("every_type"), "{err}");
         assert!(table.read().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_writers_back_until_the_task_takes_it() {
+        // The table's task is held before it reads its queue, as during a long commit.
+        let (open, opened) = oneshot::channel::<()>();
+        let sink = DeltaSink::spawn(
+            PathBuf::from("unused"),
+            every_type(1, 0).schema(),
+            DeltaSettings {
+                max_bytes: 1,
+                ..settings(10, 1000)
+            },
+            async move {
+                let _ = opened.await;
+                Err(deltalake::DeltaTableError::Generic("held".into()))
+            },
+        )
+        .unwrap();
+        sink.ready().await; // empty: room
+        let commit = sink.submit(every_type(5, 0));
+        let mut ready = sink.ready();
+        let waited = tokio::time::timeout(Duration::from_millis(200), &mut ready).await;
+        assert!(waited.is_err(), "a writer went on past a full queue");
+        let _ = open.send(());
+        tokio::time::timeout(Duration::from_secs(10), ready)
+            .await
+            .expect("room once the task took the batch");
+        assert!(commit.await.unwrap().unwrap_err().contains("held"));
     }
 
     /// Writes the table that tests/python/test_local_delta.py reads with Polars and

@@ -41,6 +41,11 @@ pub(crate) trait Sink: Send + Sync + Debug {
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+    /// Resolves once the landing has room for more: a stream waits on it after each
+    /// submit, so a landing whose queue is full holds its writers back.
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Rows kept in memory: durable as soon as they are stored.
