@@ -46,9 +46,7 @@ async fn send_json(server: &LocalZerobus, table: &str, records: &[&str]) -> Resu
 /// `INVALID_ARGUMENT` once the stream is open).
 fn status(err: &SdkError) -> tonic::Status {
     match err {
-        SdkError::CreateStreamError(status) | SdkError::StreamClosedError(status) => {
-            status.clone()
-        }
+        SdkError::CreateStreamError(status) | SdkError::StreamClosedError(status) => status.clone(),
         SdkError::InvalidArgument(message) => tonic::Status::invalid_argument(message),
         other => panic!("expected a server status, got {other:?}"),
     }
@@ -85,8 +83,8 @@ async fn ids(server: &LocalZerobus, table: &str) -> Result<Vec<i64>, Box<dyn std
 /// long"), the table stayed registered (Unity Catalog answered 200 for it) and every
 /// stream failed with a retryable INTERNAL naming the server's data path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_part_longer_than_unity_catalog_allows_is_refused_at_stream_creation(
-) -> TestResult {
+async fn a_name_part_longer_than_unity_catalog_allows_is_refused_at_stream_creation() -> TestResult
+{
     let dir = tempfile::tempdir()?;
     let server = delta_server(dir.path()).await?;
     let long = format!("cat.sch.{}", "t".repeat(300));
@@ -177,8 +175,7 @@ async fn table_names_are_case_insensitive() -> TestResult {
 /// table stayed registered (listed, described by Unity Catalog with 200) and every
 /// stream failed with INTERNAL "Delta table /tmp/.../cat/sch/blocked: ..." for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_whose_creation_fails_is_unregistered_and_its_error_names_no_path(
-) -> TestResult {
+async fn a_table_whose_creation_fails_is_unregistered_and_its_error_names_no_path() -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = delta_server(dir.path()).await?;
     let table = "cat.sch.blocked";
@@ -226,7 +223,10 @@ async fn json_keys_zerobus_refuses_create_no_table() -> TestResult {
         format!("{{{}}}", keys.join(","))
     };
     let cases = [
-        (r#"{"id":1,"":2}"#.to_string(), "column \"\": the name is empty"),
+        (
+            r#"{"id":1,"":2}"#.to_string(),
+            "column \"\": the name is empty",
+        ),
         (r#"{"id":1,"a b":2}"#.to_string(), "\"a b\""),
         (r#"{"id":1,"a.b":2}"#.to_string(), "\"a.b\""),
         (r#"{"id":1,"a,b":2}"#.to_string(), "\"a,b\""),

@@ -210,7 +210,11 @@ mod tests {
         // 200 two-byte characters: within UC's 255 characters, not within 255 bytes.
         let wide = format!("c.{}.t", "é".repeat(200));
         let err = validate_table_name(&wide).unwrap_err();
-        assert!(err.message().contains("the schema name takes 400 bytes"), "{}", err.message());
+        assert!(
+            err.message().contains("the schema name takes 400 bytes"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
@@ -245,10 +249,7 @@ mod tests {
             (
                 vec![Field::new(
                     "items",
-                    DataType::new_list(
-                        DataType::Struct(vec![int("in list")].into()),
-                        true,
-                    ),
+                    DataType::new_list(DataType::Struct(vec![int("in list")].into()), true),
                     true,
                 )],
                 "\"items.in list\"",

@@ -128,12 +128,11 @@ fn misfit(fields: &Fields, object: &Map<String, Value>, parent: Option<&str>) ->
 /// as Int32`.
 fn plain(arrow_error: &str) -> String {
     const FIELD: &str = "whilst decoding field '";
-    let mut rest = arrow_error.strip_prefix("Json error: ").unwrap_or(arrow_error);
+    let mut rest = arrow_error
+        .strip_prefix("Json error: ")
+        .unwrap_or(arrow_error);
     let mut path = Vec::new();
-    while let Some((name, after)) = rest
-        .strip_prefix(FIELD)
-        .and_then(|r| r.split_once("': "))
-    {
+    while let Some((name, after)) = rest.strip_prefix(FIELD).and_then(|r| r.split_once("': ")) {
         path.push(name);
         rest = after;
     }
