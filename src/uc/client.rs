@@ -79,7 +79,12 @@ pub(crate) async fn fetch_table_json(
     }
     let response = request.send().await.map_err(|e| {
         let e = e.without_url();
-        ZerobusError::connection(format!("Unity Catalog GET {url}: {e}")).with_source(e)
+        let why = if e.is_timeout() {
+            format!("no answer within {} s", TIMEOUT.as_secs())
+        } else {
+            e.to_string()
+        };
+        ZerobusError::connection(format!("Unity Catalog GET {url}: {why}")).with_source(e)
     })?;
     let status = response.status();
     if !status.is_success() {
@@ -93,8 +98,12 @@ pub(crate) async fn fetch_table_json(
     }
     let text = response.text().await.map_err(|e| {
         let e = e.without_url();
-        ZerobusError::connection(format!("Unity Catalog GET {url}: reading the answer: {e}"))
-            .with_source(e)
+        let why = if e.is_timeout() {
+            format!("the answer did not arrive within {} s", TIMEOUT.as_secs())
+        } else {
+            format!("reading the answer: {e}")
+        };
+        ZerobusError::connection(format!("Unity Catalog GET {url}: {why}")).with_source(e)
     })?;
     Ok((url, text))
 }

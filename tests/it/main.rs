@@ -1,6 +1,7 @@
 //! The integration tests of the crate, gathered into one test binary to save link time.
 //! Shared fixtures live in the `zerobus-test-support` crate.
 
+mod hardening_client;
 mod hardening_names;
 mod local_auth;
 mod local_delta;
