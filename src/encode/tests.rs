@@ -422,6 +422,6 @@ fn a_struct_past_19000_fields_round_trips_with_the_descriptor_s_numbers() {
     assert_eq!(wide.unknown_fields().count(), 0);
     for i in [0, 18_997, 18_998, 18_999, 19_000] {
         let value = wide.get_field_by_name(&format!("f{i}")).unwrap();
-        assert_eq!(value.as_i32(), Some(i as i32 * 3 + 1), "f{i}");
+        assert_eq!(value.as_i32(), Some(i * 3 + 1), "f{i}");
     }
 }

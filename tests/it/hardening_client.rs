@@ -110,13 +110,23 @@ async fn an_error_answer_is_quoted_up_to_512_bytes() -> TestResult {
             Err(error) => error,
             Ok(result) => result.error.ok_or("the schema check must fail")?,
         };
-        assert!(matches!(error, ZerobusError::ConnectionError { .. }), "{error:?}");
+        assert!(
+            matches!(error, ZerobusError::ConnectionError { .. }),
+            "{error:?}"
+        );
         error.to_string()
     });
     for message in messages {
         assert!(message.contains("HTTP 500"), "{message}");
-        assert!(message.contains(&format!("{}…", "e".repeat(512))), "{message}");
-        assert!(!message.contains('z'), "{}", &message[..message.len().min(2000)]);
+        assert!(
+            message.contains(&format!("{}…", "e".repeat(512))),
+            "{message}"
+        );
+        assert!(
+            !message.contains('z'),
+            "{}",
+            &message[..message.len().min(2000)]
+        );
         assert!(message.len() < 1200, "{} bytes", message.len());
     }
     Ok(())
@@ -317,15 +327,17 @@ async fn a_struct_of_19001_fields_lands() -> TestResult {
         .collect();
     let wide = StructArray::new(fields, columns, None);
     let batch = RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(Int64Array::from(vec![0i64, 1, 2])) as ArrayRef),
+        (
+            "id",
+            Arc::new(Int64Array::from(vec![0i64, 1, 2])) as ArrayRef,
+        ),
         ("wide", Arc::new(wide) as ArrayRef),
     ])?;
     let server = LocalZerobus::builder()
         .landing(Landing::Memory)
         .start()
         .await?;
-    let wrapper =
-        ZerobusWrapper::new(WrapperConfiguration::new(server.endpoint(), TABLE)).await?;
+    let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(server.endpoint(), TABLE)).await?;
     let result = wrapper.send_batch(batch).await?;
     assert!(result.success && result.failed_count == 0, "{result:?}");
     wrapper.shutdown().await?;
@@ -338,7 +350,7 @@ async fn a_struct_of_19001_fields_lands() -> TestResult {
             .column_by_name(&format!("f{i}"))
             .ok_or("field missing")?
             .as_primitive::<Int32Type>();
-        let expected: Vec<i32> = (0..ROWS).map(|row| i as i32 * 10 + row).collect();
+        let expected: Vec<i32> = (0..ROWS).map(|row| i * 10 + row).collect();
         assert_eq!(field.values().to_vec(), expected, "f{i}");
     }
     server.shutdown().await;
