@@ -17,6 +17,7 @@ pub(super) const ENV_MAX_RECORD_SIZE_BYTES: &str = "ZEROBUS_MAX_RECORD_SIZE_BYTE
 pub(super) const ENV_MAX_REQUEST_BYTES: &str = "ZEROBUS_MAX_REQUEST_BYTES";
 pub(super) const ENV_TRANSPORT: &str = "ZEROBUS_TRANSPORT";
 pub(super) const ENV_MULTIPLEXED_STREAMS: &str = "ZEROBUS_MULTIPLEXED_STREAMS";
+pub(super) const ENV_MAX_OPEN_SCHEMAS: &str = "ZEROBUS_MAX_OPEN_SCHEMAS";
 pub(super) const ENV_FLIGHT_IPC_COMPRESSION: &str = "ZEROBUS_FLIGHT_IPC_COMPRESSION";
 pub(super) const ENV_SCHEMA_CHECK: &str = "ZEROBUS_SCHEMA_CHECK";
 pub(super) const ENV_DEBUG_ENABLED: &str = "DEBUG_ENABLED";
@@ -78,6 +79,9 @@ impl WrapperConfiguration {
         }
         if let Some(v) = get(ENV_MULTIPLEXED_STREAMS) {
             self.multiplexed_streams = parse_env_number(ENV_MULTIPLEXED_STREAMS, &v)?;
+        }
+        if let Some(v) = get(ENV_MAX_OPEN_SCHEMAS) {
+            self.max_open_schemas = parse_env_number(ENV_MAX_OPEN_SCHEMAS, &v)?;
         }
         if let Some(v) = get(ENV_FLIGHT_IPC_COMPRESSION) {
             self.flight_ipc_compression = v.parse().map_err(|_| {

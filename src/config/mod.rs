@@ -26,6 +26,7 @@
 //! writer_disabled: false
 //! transport: protobuf            # or arrow_flight
 //! multiplexed_streams: 1         # streams per table schema, 1..=64
+//! max_open_schemas: 8            # table schemas whose streams stay open (LRU), >= 1
 //! flight_ipc_compression: zstd   # arrow_flight only: zstd, lz4 or none
 //! schema_check: false            # check batches against the Unity Catalog table first
 //! max_record_size_bytes: 10420224
@@ -48,6 +49,7 @@
 //! `ZEROBUS_ENDPOINT`, `ZEROBUS_TABLE_NAME`, `ZEROBUS_CLIENT_ID`, `ZEROBUS_CLIENT_SECRET`,
 //! `ZEROBUS_UNITY_CATALOG_URL`, `ZEROBUS_WRITER_DISABLED`, `ZEROBUS_MAX_RECORD_SIZE_BYTES`,
 //! `ZEROBUS_TRANSPORT` (`protobuf` or `arrow_flight`), `ZEROBUS_MULTIPLEXED_STREAMS`,
+//! `ZEROBUS_MAX_OPEN_SCHEMAS`,
 //! `ZEROBUS_SCHEMA_CHECK`, `ZEROBUS_MAX_REQUEST_BYTES`,
 //! `DEBUG_ENABLED`, `DEBUG_ARROW_ENABLED`, `DEBUG_PROTOBUF_ENABLED`, `DEBUG_OUTPUT_DIR`,
 //! `DEBUG_MAX_FILES_RETAINED`, `DEBUG_FLUSH_INTERVAL_SECS`, `DEBUG_MAX_FILE_SIZE`,
@@ -86,6 +88,10 @@ pub use crate::encode::DEFAULT_MAX_RECORD_SIZE_BYTES;
 /// Most streams [`WrapperConfiguration::multiplexed_streams`] may ask for (the official
 /// SDK's bound for a multiplexed stream).
 pub const MAX_MULTIPLEXED_STREAMS: usize = 64;
+
+/// Default of [`WrapperConfiguration::max_open_schemas`]: the streams of at most 8
+/// distinct table schemas stay open.
+pub const DEFAULT_MAX_OPEN_SCHEMAS: usize = 8;
 
 /// Fewest rows of a batch part sent on a stream of its own when a batch is split over
 /// multiplexed streams (smaller batches are not split).
@@ -297,6 +303,9 @@ pub struct WrapperConfiguration {
     /// Streams opened per table schema, 1 to [`MAX_MULTIPLEXED_STREAMS`] (default 1); see
     /// [`with_multiplexed_streams`](Self::with_multiplexed_streams).
     pub(crate) multiplexed_streams: usize,
+    /// Distinct table schemas whose streams stay open (default
+    /// [`DEFAULT_MAX_OPEN_SCHEMAS`]); see [`with_max_open_schemas`](Self::with_max_open_schemas).
+    pub(crate) max_open_schemas: usize,
     /// IPC body compression on the Arrow Flight transport (default
     /// [`FlightCompression::Zstd`]); see
     /// [`with_flight_ipc_compression`](Self::with_flight_ipc_compression).
@@ -431,6 +440,12 @@ impl WrapperConfiguration {
         self.multiplexed_streams
     }
 
+    /// Distinct table schemas whose streams stay open (default
+    /// [`DEFAULT_MAX_OPEN_SCHEMAS`]); see [`with_max_open_schemas`](Self::with_max_open_schemas).
+    pub fn max_open_schemas(&self) -> usize {
+        self.max_open_schemas
+    }
+
     /// IPC body compression on the Arrow Flight transport (default
     /// [`FlightCompression::Zstd`]); see
     /// [`with_flight_ipc_compression`](Self::with_flight_ipc_compression).
@@ -473,6 +488,7 @@ impl WrapperConfiguration {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             transport: TransportKind::default(),
             multiplexed_streams: 1,
+            max_open_schemas: DEFAULT_MAX_OPEN_SCHEMAS,
             flight_ipc_compression: FlightCompression::default(),
             schema_check: false,
         }
@@ -636,6 +652,29 @@ impl WrapperConfiguration {
         self
     }
 
+    /// Keeps the streams of at most `schemas` distinct table schemas open (default
+    /// [`DEFAULT_MAX_OPEN_SCHEMAS`]; at least 1).
+    ///
+    /// Batches of different Arrow schemas (other columns, other types) travel on streams
+    /// of their own, `multiplexed_streams` per schema. When a batch brings one schema
+    /// more than `schemas`, the streams of the least recently used schema that has no
+    /// batch in flight are closed (after everything sent on them was acknowledged); a
+    /// later batch of that schema opens new ones. Schemas with batches in flight are never
+    /// closed, so the bound can be passed while they are busy. At most
+    /// `schemas × multiplexed_streams` streams stay open once the batches are delivered.
+    ///
+    /// ```
+    /// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
+    ///
+    /// let config = WrapperConfiguration::new("https://ws.zerobus.example.com", "main.sales.orders")
+    ///     .with_max_open_schemas(2);
+    /// assert_eq!(config.max_open_schemas(), 2);
+    /// ```
+    pub fn with_max_open_schemas(mut self, schemas: usize) -> Self {
+        self.max_open_schemas = schemas;
+        self
+    }
+
     /// Sets the Arrow IPC body compression of the Arrow Flight transport (default ZSTD).
     ///
     /// ```
@@ -728,6 +767,11 @@ impl WrapperConfiguration {
             return Err(config_error(format!(
                 "multiplexed_streams: must be between 1 and {MAX_MULTIPLEXED_STREAMS}, got {}",
                 self.multiplexed_streams
+            )));
+        }
+        if self.max_open_schemas == 0 {
+            return Err(config_error(format!(
+                "max_open_schemas: must be at least 1 (default {DEFAULT_MAX_OPEN_SCHEMAS}), got 0"
             )));
         }
         if !(MIN_MAX_REQUEST_BYTES..=MAX_INGEST_PAYLOAD_BYTES).contains(&self.max_request_bytes) {
@@ -829,11 +873,13 @@ impl WrapperConfiguration {
 }
 
 /// Checks a Unity Catalog table name: 1 to 3 dot-separated parts (`table`,
-/// `schema.table`, `catalog.schema.table`), each non-empty and made only of ASCII
-/// letters, digits and underscores. The error names the offending part.
+/// `schema.table`, `catalog.schema.table`), each of 1 to 255 characters (Unity Catalog's
+/// limit) made only of ASCII letters, digits and underscores. The error names the
+/// offending part.
 pub fn validate_table_name(name: &str) -> Result<()> {
-    const RULE: &str = "each part must be non-empty and contain only ASCII letters, digits and \
-                        underscores (table, schema.table or catalog.schema.table)";
+    const RULE: &str = "each part must have 1 to 255 characters, only ASCII letters, digits \
+                        and underscores (table, schema.table or catalog.schema.table)";
+    const MAX_PART: usize = 255;
     if name.is_empty() {
         return Err(config_error(format!(
             "table_name: must not be empty; {RULE}"
@@ -861,6 +907,14 @@ pub fn validate_table_name(name: &str) -> Result<()> {
                 "table_name: part {number} ('{part}') of '{name}' contains {bad:?}; {RULE}"
             )));
         }
+        // ASCII only by now: bytes are characters.
+        if part.len() > MAX_PART {
+            return Err(config_error(format!(
+                "table_name: part {number} has {} characters, Unity Catalog accepts at most \
+                 {MAX_PART}; {RULE}",
+                part.len()
+            )));
+        }
     }
     Ok(())
 }
@@ -869,19 +923,45 @@ fn config_error(message: impl Into<String>) -> ZerobusError {
     ZerobusError::configuration(message.into())
 }
 
+/// Checks an `http://` / `https://` URL option (`field`) with a URL parser: a host, a
+/// valid port if any, no credentials, query or fragment.
 fn validate_http_url(field: &str, url: &str) -> Result<()> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     match rest {
-        None => Err(config_error(format!(
-            "{field}: must start with http:// or https://, got '{url}'"
-        ))),
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => Err(config_error(format!(
-            "{field}: '{url}' has no host; expected an http:// or https:// URL with a host"
-        ))),
-        Some(_) => Ok(()),
+        None => {
+            return Err(config_error(format!(
+                "{field}: must start with http:// or https://, got '{url}'"
+            )))
+        }
+        // `url` would read `http:///x` as host `x`.
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            return Err(config_error(format!(
+                "{field}: '{url}' has no host; expected an http:// or https:// URL with a host"
+            )))
+        }
+        Some(_) => {}
     }
+    let parsed = url::Url::parse(url).map_err(|e| {
+        config_error(format!(
+            "{field}: '{url}' is not a valid URL ({e}); expected http(s)://host[:port][/path]"
+        ))
+        .with_source(e)
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not echoed: the URL holds a secret.
+        return Err(config_error(format!(
+            "{field}: the URL must not carry credentials (user:password@); give client_id \
+             and client_secret instead"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(config_error(format!(
+            "{field}: '{url}' has a query or fragment; expected http(s)://host[:port][/path]"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `endpoint` is `http://` (not https) on 127.0.0.1, localhost or [::1].

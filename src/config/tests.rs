@@ -236,6 +236,41 @@ fn valid_with_endpoint(endpoint: &str) -> WrapperConfiguration {
 }
 
 #[test]
+fn urls_are_checked_by_a_url_parser_naming_the_option() {
+    let cases = [
+        ("http://host:notaport", "invalid port number"),
+        ("https://host:99999", "invalid port number"),
+        ("http://ho st", "invalid"),
+        ("http://[::1", "invalid"),
+        ("http://host/x?q=1", "query or fragment"),
+        ("http://host#frag", "query or fragment"),
+    ];
+    for (url, why) in cases {
+        let message = assert_invalid(&valid_with_endpoint(url), "zerobus_endpoint");
+        assert!(message.contains(why), "{url}: {message}");
+        let message = assert_invalid(&valid().with_unity_catalog(url), "unity_catalog_url");
+        assert!(message.contains(why), "{url}: {message}");
+    }
+    // Credentials in the URL are refused without echoing them.
+    let message = assert_invalid(
+        &valid().with_unity_catalog("https://user:s3cret@uc.example.com"),
+        "unity_catalog_url",
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+    for url in [
+        "http://127.0.0.1:50051",
+        "http://[::1]:1",
+        "https://x.cloud.databricks.com/",
+        "https://uc.example.com/prefix/path",
+    ] {
+        valid_with_endpoint(url)
+            .with_unity_catalog(url)
+            .validate()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+#[test]
 fn unity_catalog_url_must_be_an_http_url() {
     assert_invalid(
         &valid().with_unity_catalog("workspace.com"),
@@ -246,6 +281,18 @@ fn unity_catalog_url_must_be_an_http_url() {
         .with_unity_catalog("http://uc")
         .validate()
         .expect("http is fine");
+}
+
+#[test]
+fn table_name_parts_have_at_most_255_characters() {
+    let longest = format!("c.s.{}", "t".repeat(255));
+    validate_table_name(&longest).expect("255 characters");
+    let message = config_message(validate_table_name(&format!("c.{}.t", "s".repeat(300))));
+    assert!(
+        message.starts_with("table_name: part 2 has 300 characters"),
+        "{message}"
+    );
+    assert!(message.len() < 400, "the name is not echoed: {message}");
 }
 
 #[test]
@@ -313,12 +360,15 @@ fn loopback_lookalikes_still_need_credentials() {
         "https://127.0.0.1:443",
         "http://localhost.evil.com",
         "http://127.0.0.1.nip.io",
-        "http://localhost@evil.com",
-        "http://[::1.evil.com",
         "http://10.0.0.1",
     ] {
         let c = WrapperConfiguration::new(endpoint, "t");
         assert_invalid(&c, "client_id");
+    }
+    // Not loopback, and not even valid endpoints.
+    for endpoint in ["http://localhost@evil.com", "http://[::1.evil.com"] {
+        let c = WrapperConfiguration::new(endpoint, "t");
+        assert_invalid(&c, "zerobus_endpoint");
     }
 }
 
@@ -735,6 +785,32 @@ fn schema_check_from_builder_yaml_and_env() {
     no_catalog.zerobus_endpoint = "http://127.0.0.1:5000".into();
     let message = config_message(no_catalog.validate());
     assert!(message.starts_with("schema_check:"), "{message}");
+}
+
+#[test]
+fn max_open_schemas_from_builder_yaml_and_env_and_its_bound() {
+    assert_eq!(valid().max_open_schemas(), DEFAULT_MAX_OPEN_SCHEMAS);
+    assert_eq!(valid().with_max_open_schemas(3).max_open_schemas(), 3);
+    let yaml = "endpoint: https://e.example.com\ntable_name: t\nmax_open_schemas: 2\n";
+    assert_eq!(
+        WrapperConfiguration::from_yaml_str(yaml)
+            .unwrap()
+            .max_open_schemas(),
+        2
+    );
+    let from_env = valid()
+        .with_env_overrides_from(|name| (name == "ZEROBUS_MAX_OPEN_SCHEMAS").then(|| "5".into()))
+        .unwrap();
+    assert_eq!(from_env.max_open_schemas(), 5);
+    valid()
+        .with_max_open_schemas(1)
+        .validate()
+        .expect("1 is fine");
+    let message = config_message(valid().with_max_open_schemas(0).validate());
+    assert!(
+        message.starts_with("max_open_schemas: must be at least 1"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -89,6 +89,8 @@ struct RawConfig {
     #[serde(default)]
     multiplexed_streams: Option<usize>,
     #[serde(default)]
+    max_open_schemas: Option<usize>,
+    #[serde(default)]
     schema_check: Option<bool>,
     #[serde(default)]
     retry: Option<RawRetry>,
@@ -146,6 +148,7 @@ impl RawConfig {
             .flight_ipc_compression
             .unwrap_or(c.flight_ipc_compression);
         c.multiplexed_streams = self.multiplexed_streams.unwrap_or(c.multiplexed_streams);
+        c.max_open_schemas = self.max_open_schemas.unwrap_or(c.max_open_schemas);
         c.schema_check = self.schema_check.unwrap_or(c.schema_check);
         let retry = self.retry.unwrap_or_default();
         c.retry_max_attempts = retry.max_attempts.unwrap_or(c.retry_max_attempts);

@@ -87,7 +87,13 @@ pub(crate) fn codec<'a>(
                 .zip(array.columns())
                 .enumerate()
                 .map(|(index, (field, column))| {
-                    let number = u32::try_from(index + 1).expect("field count is bounded");
+                    // The descriptor's numbering (validated by the schema, so always Some).
+                    let number = crate::schema::field_number(index).ok_or_else(|| {
+                        ZerobusError::conversion(
+                            ConversionErrorKind::TooManyColumns,
+                            format!("field `{}`: no protobuf field number for it", field.name()),
+                        )
+                    })?;
                     let child = codec(column.as_ref(), number, on_null_for(field.is_nullable()))?;
                     Ok((field.name().as_str(), child))
                 })

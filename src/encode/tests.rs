@@ -393,3 +393,35 @@ fn data_under_nulls_is_neither_sized_nor_written() {
         assert_measure_agrees(&clean, DEFAULT_MAX_RECORD_SIZE_BYTES);
     }
 }
+
+#[test]
+fn a_struct_past_19000_fields_round_trips_with_the_descriptor_s_numbers() {
+    use arrow::array::StructArray;
+    use prost_reflect::{DescriptorPool, DynamicMessage};
+
+    const FIELDS: usize = 19_001;
+    let arrow = crate::schema::tests::wide_struct(FIELDS);
+    let DataType::Struct(fields) = arrow.field(0).data_type().clone() else {
+        unreachable!()
+    };
+    let columns: Vec<ArrayRef> = (0..FIELDS)
+        .map(|i| Arc::new(Int32Array::from(vec![i as i32 * 3 + 1])) as ArrayRef)
+        .collect();
+    let wide = StructArray::new(fields, columns, None);
+    let batch = RecordBatch::try_from_iter(vec![("wide", Arc::new(wide) as ArrayRef)]).unwrap();
+    let schema = Arc::new(TableSchema::try_new(batch.schema(), "c.s.t").unwrap());
+    let encoded = RowEncoder::new(Arc::clone(&schema)).encode(&batch).unwrap();
+    assert_eq!(encoded.successful_count(), 1);
+
+    let pool = DescriptorPool::from_file_descriptor_set(schema.file_descriptor_set()).unwrap();
+    let message = pool.get_message_by_name(schema.message_name()).unwrap();
+    let decoded = DynamicMessage::decode(message, encoded.record(0).unwrap()).unwrap();
+    let wide = decoded.get_field_by_name("wide").unwrap();
+    let wide = wide.as_message().unwrap();
+    // A field written under another number than the descriptor's would be unknown here.
+    assert_eq!(wide.unknown_fields().count(), 0);
+    for i in [0, 18_997, 18_998, 18_999, 19_000] {
+        let value = wide.get_field_by_name(&format!("f{i}")).unwrap();
+        assert_eq!(value.as_i32(), Some(i * 3 + 1), "f{i}");
+    }
+}

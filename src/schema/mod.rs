@@ -4,8 +4,9 @@
 //! at most [`MAX_COLUMNS`] top-level columns, ASCII column names
 //! (`[A-Za-z_][A-Za-z0-9_]*`, unique ignoring case), nesting no deeper than
 //! [`MAX_NESTING_DEPTH`], and types with a Delta equivalent (see [`types`] for the mapping).
-//! Field numbers follow column order, 1..n; scalar fields are `optional`, lists and maps
-//! `repeated`, structs nested messages.
+//! Field numbers follow column order, 1..n, skipping 19000-19999, which protobuf reserves
+//! ([`field_number`]); scalar fields are `optional`, lists and maps `repeated`, structs
+//! nested messages.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,6 +42,38 @@ use crate::error::{ConversionErrorKind, ZerobusError};
 /// Zerobus accepts at most this many top-level columns.
 pub const MAX_COLUMNS: usize = 2000;
 
+/// Field numbers protobuf reserves for its own use: no field may have one.
+pub const RESERVED_FIELD_NUMBERS: std::ops::RangeInclusive<u32> = 19_000..=19_999;
+
+/// The largest protobuf field number.
+const MAX_FIELD_NUMBER: u32 = 536_870_911;
+
+/// Most fields of one struct (or top-level columns): the field numbers 1 to
+/// 536,870,911 without the [`RESERVED_FIELD_NUMBERS`].
+pub const MAX_STRUCT_FIELDS: usize = (MAX_FIELD_NUMBER - 1000) as usize;
+
+/// The protobuf field number of the field at `index` (from 0) of a message: `index + 1`,
+/// skipping the [`RESERVED_FIELD_NUMBERS`], so the 19,000th field is number 20,000. The
+/// descriptor and the encoder both number fields with it; `None` past
+/// [`MAX_STRUCT_FIELDS`].
+///
+/// ```
+/// use arrow_zerobus_sdk_wrapper::schema::field_number;
+///
+/// assert_eq!(field_number(0), Some(1));
+/// assert_eq!(field_number(18_998), Some(18_999));
+/// assert_eq!(field_number(18_999), Some(20_000));
+/// ```
+pub fn field_number(index: usize) -> Option<u32> {
+    let number = u32::try_from(index).ok()?.checked_add(1)?;
+    let number = if number >= *RESERVED_FIELD_NUMBERS.start() {
+        number.checked_add(1000)?
+    } else {
+        number
+    };
+    (number <= MAX_FIELD_NUMBER).then_some(number)
+}
+
 /// Deepest struct / list / map nesting accepted (prost and most decoders recurse at most 100).
 pub const MAX_NESTING_DEPTH: usize = 64;
 
@@ -50,7 +83,8 @@ pub const MAX_NESTING_DEPTH: usize = 64;
 pub struct TableColumn {
     /// The column name.
     pub name: String,
-    /// The protobuf field number: position in the parent + 1.
+    /// The protobuf field number: position in the parent + 1, past 19,000 + 1001
+    /// ([`field_number`]).
     pub field_number: u32,
     /// Whether the Arrow field is nullable.
     pub nullable: bool,
@@ -196,7 +230,7 @@ impl SchemaCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
     use prost_reflect::{DescriptorPool, Kind};
 
@@ -206,6 +240,46 @@ mod tests {
         let pool = DescriptorPool::from_file_descriptor_set(schema.file_descriptor_set())
             .expect("our descriptor must be valid protobuf");
         pool.get_message_by_name(schema.message_name()).unwrap()
+    }
+
+    /// A schema with one struct column `wide` of `n` nullable Int32 fields `f0`, `f1`, ...
+    pub(crate) fn wide_struct(n: usize) -> Schema {
+        let fields: Fields = (0..n)
+            .map(|i| Field::new(format!("f{i}"), DataType::Int32, true))
+            .collect();
+        Schema::new(vec![Field::new("wide", DataType::Struct(fields), true)])
+    }
+
+    #[test]
+    fn struct_field_numbers_skip_the_range_protobuf_reserves() {
+        let schema = TableSchema::try_new(Arc::new(wide_struct(19_001)), "c.s.t").unwrap();
+        let wide = &schema.descriptor().nested_type[0];
+        let numbers: Vec<i32> = wide.field.iter().map(|f| f.number()).collect();
+        assert_eq!(numbers[18_998], 18_999);
+        assert_eq!(numbers[18_999], 20_000);
+        assert_eq!(numbers[19_000], 20_001);
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in field order");
+        assert!(!numbers.iter().any(|n| (19_000..=19_999).contains(n)));
+        let columns = match &schema.columns()[0].data_type {
+            DeltaType::Struct(columns) => columns,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(columns[18_999].field_number, 20_000);
+        // prost-reflect, which the SDK's dynamic-proto streams use, accepts it (it refuses
+        // reserved numbers).
+        let message = pool(&schema);
+        let wide = message.get_field_by_name("wide").unwrap();
+        let Kind::Message(wide) = wide.kind() else {
+            panic!("wide is a message")
+        };
+        assert_eq!(wide.get_field_by_name("f18999").unwrap().number(), 20_000);
+    }
+
+    #[test]
+    fn field_numbers_end_at_protobuf_s_largest() {
+        assert_eq!(field_number(MAX_STRUCT_FIELDS - 1), Some(536_870_911));
+        assert_eq!(field_number(MAX_STRUCT_FIELDS), None);
+        assert_eq!(field_number(usize::MAX), None);
     }
 
     fn nested_schema() -> Schema {

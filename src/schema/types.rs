@@ -26,7 +26,7 @@ use arrow::datatypes::{DataType, Field, Fields, IntervalUnit};
 use prost_types::field_descriptor_proto::Type as ProtoType;
 
 use super::names::{check_column_name, check_unique_names, join_path, schema_error};
-use super::{TableColumn, MAX_NESTING_DEPTH};
+use super::{field_number, TableColumn, MAX_NESTING_DEPTH, MAX_STRUCT_FIELDS};
 use crate::error::{ConversionErrorKind, ZerobusError};
 
 /// Delta's largest decimal precision.
@@ -162,9 +162,20 @@ pub(crate) fn map_fields(
                     ),
                 ));
             }
+            let field_number = field_number(index).ok_or_else(|| {
+                let owner = parent.map_or("the table".to_string(), |p| format!("struct `{p}`"));
+                schema_error(
+                    ConversionErrorKind::TooManyColumns,
+                    &path,
+                    format!(
+                        "column `{path}`: {owner} has more than {MAX_STRUCT_FIELDS} fields, \
+                         more than protobuf field numbers can number"
+                    ),
+                )
+            })?;
             Ok(TableColumn {
                 name: field.name().clone(),
-                field_number: u32::try_from(index + 1).expect("field count is bounded"),
+                field_number,
                 nullable: field.is_nullable(),
                 data_type: delta_type(field.data_type(), &path, depth)?,
             })

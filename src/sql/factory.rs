@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
-use databricks_zerobus_ingest_sdk::DefaultTokenFactory;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::error::{DataFusionError, Result};
@@ -15,6 +14,7 @@ use datafusion::logical_expr::CreateExternalTable;
 use super::options::TableOptions;
 use super::provider::ZerobusTableProvider;
 use crate::config::WrapperConfiguration;
+use crate::uc::{body_excerpt, fetch_table_json};
 
 /// The key the factory is registered under: DataFusion upper-cases `STORED AS zerobus`
 /// and looks factories up case-sensitively.
@@ -121,9 +121,12 @@ impl TableProviderFactory for ZerobusTableProviderFactory {
 /// Types follow the SDK's `arrow_schema_from_uc_schema`, except that top-level `DECIMAL(p,s)`
 /// columns become `Decimal128(p, s)` (the SDK's Flight mapping sends them as strings).
 ///
+/// The request is the schema check's (the same 30-second timeout); an error answer's body
+/// is quoted up to its first 512 bytes.
+///
 /// # Errors
-/// No Unity Catalog URL, the request fails or is refused, or the schema has a type the SDK
-/// cannot map.
+/// No Unity Catalog URL, the request fails, times out or is refused, or the schema has a
+/// type the SDK cannot map.
 pub async fn fetch_uc_schema(config: &WrapperConfiguration) -> Result<Schema> {
     let table = &config.table_name;
     let url = config.unity_catalog_url.as_deref().ok_or_else(|| {
@@ -138,24 +141,11 @@ pub async fn fetch_uc_schema(config: &WrapperConfiguration) -> Result<Schema> {
             "reading the schema of {table} from Unity Catalog ({url}): {what}"
         ))
     };
-    let mut request =
-        reqwest::Client::new().get(format!("{url}/api/2.1/unity-catalog/tables/{table}"));
-    if let (Some(id), Some(secret)) = (&config.client_id, config.client_secret_str()) {
-        let workspace = workspace_id(&config.zerobus_endpoint);
-        let token = DefaultTokenFactory::get_token(url, table, id, secret, &workspace)
-            .await
-            .map_err(|e| fail(format!("OAuth token: {e}")))?;
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        return Err(fail(format!("HTTP {status}: {body}")));
-    }
-    let text = response.text().await.map_err(|e| fail(e.to_string()))?;
-    let uc: UcTableSchema =
-        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected answer: {e}")))?;
+    let (_, text) = fetch_table_json(config)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let uc: UcTableSchema = serde_json::from_str(&text)
+        .map_err(|e| fail(format!("unexpected answer: {e}: {}", body_excerpt(&text))))?;
     let decimals = decimal_columns(&text);
     let schema = arrow_schema_from_uc_schema(&uc).map_err(|e| fail(e.to_string()))?;
     let fields: Vec<Field> = schema
@@ -170,15 +160,6 @@ pub async fn fetch_uc_schema(config: &WrapperConfiguration) -> Result<Schema> {
         })
         .collect();
     Ok(Schema::new(fields))
-}
-
-/// The workspace id the SDK derives from the endpoint (its first host label).
-fn workspace_id(endpoint: &str) -> String {
-    let host = endpoint
-        .strip_prefix("https://")
-        .or_else(|| endpoint.strip_prefix("http://"))
-        .unwrap_or(endpoint);
-    host.split('.').next().unwrap_or_default().to_string()
 }
 
 /// Top-level `DECIMAL` columns of a Unity Catalog answer, from `type_text` (`decimal(p,s)`).
@@ -215,11 +196,5 @@ mod tests {
         let found = decimal_columns(answer);
         assert_eq!(found.get("d"), Some(&(10, 2)));
         assert_eq!(found.len(), 1);
-    }
-
-    #[test]
-    fn workspace_is_the_first_host_label() {
-        assert_eq!(workspace_id("https://123.zerobus.cloud"), "123");
-        assert_eq!(workspace_id("http://127.0.0.1:5"), "127");
     }
 }

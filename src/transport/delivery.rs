@@ -217,7 +217,7 @@ impl Default for Tracker {
 }
 
 /// One delivery in flight; dropping it (also when a submission is cancelled) ends it.
-struct Ticket {
+pub(crate) struct Ticket {
     tracker: Arc<Tracker>,
     id: u64,
 }
@@ -231,7 +231,9 @@ impl Drop for Ticket {
 }
 
 impl Tracker {
-    fn begin(tracker: &Arc<Self>) -> Ticket {
+    /// Starts tracking a piece of work (a delivery, closing idle streams) until the
+    /// returned ticket is dropped.
+    pub(crate) fn begin(tracker: &Arc<Self>) -> Ticket {
         let id = tracker.next.fetch_add(1, Ordering::SeqCst);
         tracker.in_flight.send_modify(|set| {
             set.insert(id);

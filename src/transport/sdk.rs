@@ -3,7 +3,9 @@
 //! ([`ArrowFlight`](super::flight::ArrowFlight)).
 //!
 //! Per table schema there are `multiplexed_streams` [`Lane`]s (each one shared stream at
-//! a time; one by default). A batch is cut into [chunks](super::chunk) of at most
+//! a time; one by default). The lanes of at most `max_open_schemas` schemas stay open
+//! ([`OpenSchemas`]): a new schema beyond that closes the least recently used idle one's.
+//! A batch is cut into [chunks](super::chunk) of at most
 //! `max_request_bytes`, always under the SDK's payload limit; each chunk is one ingest
 //! call. With several lanes, batches take the lanes in turn and a large batch is
 //! [spread](super::chunk::spread) over all of them. [`Transport::submit`] returns once
@@ -110,19 +112,86 @@ impl WireFormat for Protobuf {
     }
 }
 
-/// The lanes of one schema, and a schema that produced them.
-type KnownLanes<F> = (Arc<TableSchema>, Lanes<<F as WireFormat>::Stream>);
-
 /// The `multiplexed_streams` lanes of one schema.
 type Lanes<S> = Arc<[Arc<Lane<S>>]>;
+
+/// The lanes of the schemas seen lately, least recently used first, at most `max` of
+/// them once idle (see [`WrapperConfiguration::with_max_open_schemas`]).
+pub(crate) struct OpenSchemas<S: LaneStream> {
+    /// Each schema (one that produced the lanes) with its lanes.
+    known: Vec<(Arc<TableSchema>, Lanes<S>)>,
+    max: usize,
+}
+
+impl<S: LaneStream> OpenSchemas<S> {
+    fn new(max: usize) -> Self {
+        Self {
+            known: Vec::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// The lanes of `schema` (the same pointer, or an equal descriptor), now the most
+    /// recently used.
+    fn get(
+        &mut self,
+        schema: &Arc<TableSchema>,
+        same_stream: fn(&TableSchema, &TableSchema) -> bool,
+    ) -> Option<Lanes<S>> {
+        let index = self
+            .known
+            .iter()
+            .position(|(seen, _)| Arc::ptr_eq(seen, schema) || same_stream(seen, schema))?;
+        let entry = self.known.remove(index);
+        let lanes = entry.1.clone();
+        self.known.push(entry);
+        Some(lanes)
+    }
+
+    /// Adds the lanes of a new schema (the most recently used) and takes out the least
+    /// recently used idle schemas' lanes beyond `max`, for the caller to close.
+    fn insert(&mut self, schema: Arc<TableSchema>, lanes: Lanes<S>) -> Vec<Arc<Lane<S>>> {
+        self.known.push((schema, lanes));
+        let mut evicted = Vec::new();
+        let mut index = 0;
+        while self.known.len() > self.max && index < self.known.len() - 1 {
+            if is_idle(&self.known[index].1) {
+                let (_, lanes) = self.known.remove(index);
+                evicted.extend(lanes.iter().cloned());
+            } else {
+                index += 1;
+            }
+        }
+        evicted
+    }
+
+    fn all(&self) -> Vec<Arc<Lane<S>>> {
+        self.known
+            .iter()
+            .flat_map(|(_, lanes)| lanes.iter().cloned())
+            .collect()
+    }
+
+    /// Schemas whose lanes are open.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.known.len()
+    }
+}
+
+/// Whether no batch is in flight on `lanes`: nothing but the map holds them (a submit
+/// holds the list while it queues; a delivery holds its lanes until it settles). Only
+/// true under the map's lock, which every new holder takes first.
+fn is_idle<S: LaneStream>(lanes: &Lanes<S>) -> bool {
+    Arc::strong_count(lanes) == 1 && lanes.iter().all(|lane| Arc::strong_count(lane) == 1)
+}
 
 /// A transport over the official SDK's streams of format `F`.
 pub(crate) struct SdkTransport<F: WireFormat> {
     sdk: Arc<ZerobusSdk>,
     settings: Arc<StreamSettings>,
-    /// The lanes of each distinct schema (by pointer, then descriptor), with a schema
-    /// that produced them.
-    lanes: Mutex<Vec<KnownLanes<F>>>,
+    /// The lanes of the distinct schemas seen lately.
+    lanes: Mutex<OpenSchemas<F::Stream>>,
     /// Lanes per schema (`multiplexed_streams`).
     streams: usize,
     /// Which lane the next batch starts on.
@@ -181,7 +250,7 @@ impl<F: WireFormat> SdkTransport<F> {
         Ok(Self {
             sdk: Arc::new(sdk),
             settings: Arc::new(settings),
-            lanes: Mutex::new(Vec::new()),
+            lanes: Mutex::new(OpenSchemas::new(config.max_open_schemas)),
             streams: config.multiplexed_streams.max(1),
             next_lane: AtomicUsize::new(0),
             tracker: Arc::new(Tracker::default()),
@@ -189,14 +258,13 @@ impl<F: WireFormat> SdkTransport<F> {
         })
     }
 
-    /// The lanes of `schema`, created on first use.
+    /// The lanes of `schema`, created on first use; when that makes one schema too many,
+    /// the streams of the least recently used idle schema are closed in the background
+    /// (a task [`flush`](Transport::flush) and [`shutdown`](Transport::shutdown) wait for).
     fn lanes(&self, schema: &Arc<TableSchema>) -> Result<Lanes<F::Stream>, ZerobusError> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let known = lanes
-            .iter()
-            .find(|(seen, _)| Arc::ptr_eq(seen, schema) || F::same_stream(seen, schema));
-        if let Some((_, known)) = known {
-            return Ok(known.clone());
+        let mut open = self.open_schemas();
+        if let Some(known) = open.get(schema, F::same_stream) {
+            return Ok(known);
         }
         let format = F::stream_format(schema)?;
         let created: Lanes<F::Stream> = (0..self.streams)
@@ -208,16 +276,25 @@ impl<F: WireFormat> SdkTransport<F> {
                 ))
             })
             .collect();
-        lanes.push((schema.clone(), created.clone()));
+        let evicted = open.insert(schema.clone(), created.clone());
+        drop(open);
+        if !evicted.is_empty() {
+            let ticket = Tracker::begin(&self.tracker);
+            let table = self.settings.table.clone();
+            tokio::spawn(async move {
+                for lane in evicted {
+                    if let Err(error) = lane.close().await {
+                        tracing::warn!(%table, %error, "closing the stream of an idle schema failed");
+                    }
+                }
+                drop(ticket);
+            });
+        }
         Ok(created)
     }
 
-    fn all_lanes(&self) -> Vec<Arc<Lane<F::Stream>>> {
-        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        lanes
-            .iter()
-            .flat_map(|(_, lanes)| lanes.iter().cloned())
-            .collect()
+    fn open_schemas(&self) -> std::sync::MutexGuard<'_, OpenSchemas<F::Stream>> {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -283,11 +360,76 @@ impl<F: WireFormat> Transport for SdkTransport<F> {
         Box::pin(async move {
             self.tracker.wait_for_all_begun().await;
             let mut result = Ok(());
-            for lane in self.all_lanes() {
+            let lanes = self.open_schemas().all();
+            for lane in lanes {
                 result = result.and(lane.close().await);
             }
-            self.lanes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.open_schemas().known.clear();
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    /// A schema with the one column `c<i>`.
+    fn schema(i: usize) -> Arc<TableSchema> {
+        let arrow = Schema::new(vec![Field::new(format!("c{i}"), DataType::Int64, true)]);
+        Arc::new(TableSchema::try_new(Arc::new(arrow), "c.s.t").unwrap())
+    }
+
+    fn transport(max_open_schemas: usize) -> SdkTransport<Protobuf> {
+        let config = WrapperConfiguration::new("http://127.0.0.1:1", "c.s.t")
+            .with_multiplexed_streams(2)
+            .with_max_open_schemas(max_open_schemas);
+        SdkTransport::new(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_idle_schemas_are_closed_beyond_the_bound() {
+        let transport = transport(2);
+        let schemas: Vec<_> = (0..5).map(schema).collect();
+        let first = transport.lanes(&schemas[0]).unwrap();
+        assert_eq!(first.len(), 2, "multiplexed_streams lanes per schema");
+        drop(first);
+        transport.lanes(&schemas[1]).unwrap();
+        // Schema 0 used again: schema 1 is now the least recently used.
+        let again = transport.lanes(&schemas[0]).unwrap();
+        drop(again);
+        transport.lanes(&schemas[2]).unwrap();
+        assert_eq!(transport.open_schemas().len(), 2);
+        let kept = transport.open_schemas().all();
+        let zero = transport.lanes(&schemas[0]).unwrap();
+        assert!(
+            zero.iter()
+                .all(|lane| kept.iter().any(|k| Arc::ptr_eq(k, lane))),
+            "schema 0 was used more recently than schema 1 and kept its lanes"
+        );
+        drop(kept);
+        // A schema in use (its lanes held, as by a submit or a delivery) is never closed,
+        // so the bound is passed while it is busy.
+        transport.lanes(&schemas[3]).unwrap();
+        transport.lanes(&schemas[4]).unwrap();
+        assert_eq!(transport.open_schemas().len(), 2);
+        let busy = transport.lanes(&schemas[4]).unwrap();
+        let busy_lane = Arc::clone(&busy[1]);
+        drop(busy);
+        transport.lanes(&schemas[1]).unwrap();
+        transport.lanes(&schemas[2]).unwrap();
+        assert_eq!(transport.open_schemas().len(), 3, "schema 4 is busy");
+        let four = transport.lanes(&schemas[4]).unwrap();
+        assert!(Arc::ptr_eq(&four[1], &busy_lane), "schema 4 kept its lanes");
+        drop((four, busy_lane, zero));
+        transport.lanes(&schemas[3]).unwrap();
+        assert_eq!(
+            transport.open_schemas().len(),
+            2,
+            "back within the bound once idle"
+        );
+        transport.flush().await.unwrap();
     }
 }

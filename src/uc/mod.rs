@@ -14,6 +14,8 @@ use tokio::sync::OnceCell;
 
 pub(crate) use check::CheckedRows;
 use check::Plan;
+#[cfg(feature = "datafusion")]
+pub(crate) use client::{body_excerpt, fetch_table_json};
 
 use crate::config::WrapperConfiguration;
 use crate::error::ZerobusError;

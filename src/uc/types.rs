@@ -49,7 +49,7 @@ fn json_type(value: &Value) -> Result<DeltaType, String> {
                     let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
                     Ok(TableColumn {
                         name: name.to_string(),
-                        field_number: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                        field_number: crate::schema::field_number(index).unwrap_or(u32::MAX),
                         nullable: f.get("nullable").and_then(Value::as_bool).unwrap_or(true),
                         data_type: json_type(f.get("type").ok_or("struct field has no type")?)?,
                     })

@@ -2,6 +2,8 @@
 //! Shared fixtures live in the `zerobus-test-support` crate.
 
 mod hardening_bounds;
+mod hardening_client;
+mod hardening_names;
 mod local_auth;
 mod local_delta;
 mod local_faults;

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -15,7 +16,7 @@ use crate::faults::Faults;
 use crate::landing::delta::{self, DeltaSettings, DeltaSink};
 use crate::landing::{Commit, Landing, MemorySink, NoneSink, Sink};
 use crate::lock;
-use crate::names::validate_table_name;
+use crate::names::{table_key, validate_columns};
 
 /// Record counts of one table, over every stream that wrote to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub struct Counters {
 /// One table of the server.
 #[derive(Debug)]
 pub(crate) struct Table {
+    /// Tells this table from an earlier one of the same name (see [`Catalog::create`]).
+    id: u64,
     schema: SchemaRef,
     sink: Box<dyn Sink>,
     counters: Mutex<Counters>,
@@ -131,7 +134,13 @@ impl Table {
     }
 }
 
+/// The tables by key (the lowercase name, see [`table_key`]).
+type Tables = Mutex<HashMap<String, Arc<Table>>>;
+
 /// Every table of a server, created up front or by the first stream that names them.
+///
+/// Table names are case-insensitive, as in Unity Catalog: every method takes any spelling
+/// and the catalog keeps the lowercase one.
 #[derive(Debug)]
 pub(crate) struct Catalog {
     landing: Landing,
@@ -140,7 +149,9 @@ pub(crate) struct Catalog {
     delta: DeltaSettings,
     /// Distinct rows each table remembers to count duplicates (0: not counted).
     duplicate_window: usize,
-    tables: Mutex<HashMap<String, Arc<Table>>>,
+    /// Shared with the Delta landing's tasks, which unregister a table they cannot create.
+    tables: Arc<Tables>,
+    next_id: AtomicU64,
     faults: Mutex<HashMap<String, Arc<Faults>>>,
 }
 
@@ -152,7 +163,8 @@ impl Catalog {
             strict,
             delta: DeltaSettings::default(),
             duplicate_window: crate::dedup::DEFAULT_DUPLICATE_WINDOW,
-            tables: Mutex::default(),
+            tables: Arc::default(),
+            next_id: AtomicU64::new(0),
             faults: Mutex::default(),
         }
     }
@@ -173,12 +185,13 @@ impl Catalog {
         &self.data_dir
     }
 
-    /// The table, if it exists.
+    /// The table, if it exists (`None` for an invalid name).
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Table>> {
-        lock(&self.tables).get(name).cloned()
+        let key = table_key(name).ok()?;
+        lock(&self.tables).get(&key).cloned()
     }
 
-    /// Every table name, sorted.
+    /// Every table name (lowercase), sorted.
     pub(crate) fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.tables).keys().cloned().collect();
         names.sort();
@@ -187,36 +200,70 @@ impl Catalog {
 
     /// The fault switches of `name` (created on first use, also for unknown tables).
     pub(crate) fn faults(&self, name: &str) -> Arc<Faults> {
-        Arc::clone(lock(&self.faults).entry(name.to_string()).or_default())
+        let key = table_key(name).unwrap_or_else(|_| name.to_string());
+        Arc::clone(lock(&self.faults).entry(key).or_default())
     }
 
     /// Creates `name` with `schema` in its canonical form (see [`canonical_schema`]);
     /// a no-op if it exists with an equal schema.
+    ///
+    /// A Delta table is created by its landing task: if that fails (the directory cannot
+    /// be made, ...), the task fails the table's commits and unregisters it, so that it
+    /// is not listed, not described by the Unity Catalog endpoint, and the next stream
+    /// tries to create it again.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for an invalid table or column name (see [`crate::names`]) or a
+    /// type the landing cannot store; `ALREADY_EXISTS` if the table exists with another
+    /// schema.
     pub(crate) fn create(&self, name: &str, schema: SchemaRef) -> Result<Arc<Table>, Status> {
-        validate_table_name(name)?;
+        let key = table_key(name)?;
+        validate_columns(&schema)?;
         let schema = canonical_schema(&schema)?;
         let mut tables = lock(&self.tables);
-        if let Some(table) = tables.get(name) {
+        if let Some(table) = tables.get(&key) {
             if table.schema.fields() == schema.fields() {
                 return Ok(Arc::clone(table));
             }
             return Err(Status::already_exists(format!(
-                "table {name} exists with a different schema"
+                "table {key} exists with a different schema"
             )));
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sink: Box<dyn Sink> = match self.landing {
             Landing::Memory => Box::<MemorySink>::default(),
             Landing::None => Box::new(NoneSink),
             Landing::Delta => Box::new(DeltaSink::create(
-                self.table_dir(name),
+                &key,
+                self.table_dir(&key),
                 Arc::clone(&schema),
                 self.delta,
+                unregister(Arc::downgrade(&self.tables), key.clone(), id),
             )?),
         };
-        Ok(insert(&mut tables, name, schema, sink, self.seen_rows()))
+        Ok(self.insert(&mut tables, key, id, schema, sink))
     }
 
-    /// `<data_dir>/<catalog>/<schema>/<table>` for `catalog.schema.table`.
+    fn insert(
+        &self,
+        tables: &mut HashMap<String, Arc<Table>>,
+        key: String,
+        id: u64,
+        schema: SchemaRef,
+        sink: Box<dyn Sink>,
+    ) -> Arc<Table> {
+        let table = Arc::new(Table {
+            id,
+            schema,
+            sink,
+            counters: Mutex::default(),
+            seen: self.seen_rows(),
+        });
+        tables.insert(key, Arc::clone(&table));
+        table
+    }
+
+    /// `<data_dir>/<catalog>/<schema>/<table>` for `catalog.schema.table` (as spelled).
     fn table_dir(&self, name: &str) -> PathBuf {
         name.split('.')
             .fold(self.data_dir.clone(), |dir, part| dir.join(part))
@@ -238,7 +285,18 @@ impl Catalog {
         for found in delta::find_tables(&self.data_dir).await? {
             let name = found.name;
             let failed = |e: String| LocalError::table(&name, e);
-            let schema = match declared.iter().find(|(n, _)| *n == name) {
+            let key = table_key(&name).map_err(|s| failed(s.message().into()))?;
+            if lock(&self.tables).contains_key(&key) {
+                return Err(failed(format!(
+                    "another table under {} has the same name ignoring case (table names \
+                     are case-insensitive); rename or remove one of them",
+                    self.data_dir.display()
+                )));
+            }
+            let declared = declared
+                .iter()
+                .find(|(n, _)| table_key(n).is_ok_and(|n| n == key));
+            let schema = match declared {
                 Some((_, declared)) => {
                     let schema =
                         canonical_schema(declared).map_err(|s| failed(s.message().into()))?;
@@ -259,19 +317,15 @@ impl Catalog {
                     .map_err(failed)?,
             };
             let sink = DeltaSink::open(
+                &key,
                 self.table_dir(&name),
                 Arc::clone(&schema),
                 found.table,
                 self.delta,
             )
             .map_err(|s| failed(s.message().into()))?;
-            insert(
-                &mut lock(&self.tables),
-                &name,
-                schema,
-                Box::new(sink),
-                self.seen_rows(),
-            );
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.insert(&mut lock(&self.tables), key, id, schema, Box::new(sink));
         }
         Ok(())
     }
@@ -303,11 +357,11 @@ impl Catalog {
 
     /// The table if it exists; `None` if a stream may create it; `NOT_FOUND` in strict mode.
     pub(crate) fn existing(&self, name: &str) -> Result<Option<Arc<Table>>, Status> {
-        validate_table_name(name)?;
-        match self.get(name) {
-            Some(table) => Ok(Some(table)),
+        let key = table_key(name)?;
+        match lock(&self.tables).get(&key) {
+            Some(table) => Ok(Some(Arc::clone(table))),
             None if self.strict => Err(Status::not_found(format!(
-                "table {name} does not exist (the server is strict: create tables up front)"
+                "table {key} does not exist (the server is strict: create tables up front)"
             ))),
             None => Ok(None),
         }
@@ -320,19 +374,16 @@ impl Catalog {
     }
 }
 
-fn insert(
-    tables: &mut HashMap<String, Arc<Table>>,
-    name: &str,
-    schema: SchemaRef,
-    sink: Box<dyn Sink>,
-    seen: Option<SeenRows>,
-) -> Arc<Table> {
-    let table = Arc::new(Table {
-        schema,
-        sink,
-        counters: Mutex::default(),
-        seen,
-    });
-    tables.insert(name.to_string(), Arc::clone(&table));
-    table
+/// What the Delta landing calls when it cannot create table `key`: unregisters it,
+/// unless a newer table of that name took its place meanwhile.
+fn unregister(tables: Weak<Tables>, key: String, id: u64) -> impl FnOnce() + Send + 'static {
+    move || {
+        let Some(tables) = tables.upgrade() else {
+            return;
+        };
+        let mut tables = lock(&tables);
+        if tables.get(&key).is_some_and(|table| table.id == id) {
+            tables.remove(&key);
+        }
+    }
 }

@@ -7,7 +7,9 @@
 //!   for a malformed request (both terminal for the client).
 //! - `GET /api/2.1/unity-catalog/tables/{full_name}`: the table's columns in the Unity
 //!   Catalog REST shape (see [`super::uc`]); needs a bearer token for the table unless auth
-//!   is disabled. Errors use the Databricks shape `{"error_code", "message"}`.
+//!   is disabled. Names are case-insensitive and answered in lowercase, as Unity Catalog
+//!   stores them; an invalid name is a 400 `INVALID_PARAMETER_VALUE`. Errors use the
+//!   Databricks shape `{"error_code", "message"}`.
 
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ use tokio::sync::oneshot;
 
 use tokio_util::sync::CancellationToken;
 
-use super::names::validate_table_name;
+use super::names::{table_key, validate_table_name};
 use super::running::{CuttableListener, Running};
 use super::uc::UcTable;
 use super::Shared;
@@ -233,19 +235,29 @@ async fn table(
     if let Err(message) = shared.auth.check_bearer(header, &full_name) {
         return databricks_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
     }
-    let Some(table) = shared.catalog.get(&full_name) else {
+    let key = match table_key(&full_name) {
+        Ok(key) => key,
+        Err(status) => {
+            return databricks_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+                status.message(),
+            )
+        }
+    };
+    let Some(table) = shared.catalog.get(&key) else {
         return databricks_error(
             StatusCode::NOT_FOUND,
             "TABLE_DOES_NOT_EXIST",
-            format!("Table '{full_name}' does not exist."),
+            format!("Table '{key}' does not exist."),
         );
     };
-    match UcTable::new(&full_name, table.schema()) {
+    match UcTable::new(&key, table.schema()) {
         Ok(uc) => Json(uc).into_response(),
         Err(e) => databricks_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_ERROR",
-            format!("table {full_name}: {e}"),
+            format!("table {key}: {e}"),
         ),
     }
 }

@@ -10,13 +10,16 @@
 //! - STRUCT an object, ARRAY an array, MAP an object.
 //!
 //! A key that is not a column is rejected, and so is a missing or null value for a NOT
-//! NULL column.
+//! NULL column. Errors say in plain words which record, which column and what is wrong
+//! (`record 3: column id is NOT NULL but the record has no value for it`), as the PROTO
+//! decoder's do.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
+use serde_json::{Map, Value};
 use tonic::Status;
 
 use crate::canonical::canonical_schema;
@@ -70,11 +73,96 @@ impl JsonDecoder {
                     .find_map(|(i, r)| {
                         decode_all(table, std::slice::from_ref(r))
                             .err()
-                            .map(|e| format!("record {i}: {e}"))
+                            .map(|e| format!("record {i}: {}", explain(table.fields(), r, &e)))
                     })
-                    .unwrap_or(all),
+                    .unwrap_or_else(|| format!("JSON records: {}", plain(&all))),
             )),
         }
+    }
+}
+
+/// Why `record` does not fit a table of `fields`, in plain words. `arrow_error` is what
+/// arrow-json said, used (reworded) when the record's shape looks right.
+fn explain(fields: &Fields, record: &str, arrow_error: &str) -> String {
+    match serde_json::from_str::<Value>(record) {
+        Err(e) => format!("not valid JSON: {e}"),
+        Ok(Value::Object(object)) => {
+            misfit(fields, &object, None).unwrap_or_else(|| plain(arrow_error))
+        }
+        Ok(other) => format!("expected a JSON object, got {}", kind(&other)),
+    }
+}
+
+/// The first key of `object` that is not a field, or NOT NULL field without a value, in
+/// `fields` (the columns, or a struct's fields under `parent`), nested objects included.
+fn misfit(fields: &Fields, object: &Map<String, Value>, parent: Option<&str>) -> Option<String> {
+    let path = |name: &str| match parent {
+        Some(parent) => format!("{parent}.{name}"),
+        None => name.to_string(),
+    };
+    if let Some(key) = object.keys().find(|k| fields.find(k).is_none()) {
+        return Some(match parent {
+            None => format!("key {key:?} is not a column of the table"),
+            Some(parent) => format!("key {key:?} is not a field of the struct column {parent}"),
+        });
+    }
+    fields.iter().find_map(|field| {
+        let column = path(field.name());
+        match (object.get(field.name()), field.data_type()) {
+            (None, _) if !field.is_nullable() => Some(format!(
+                "column {column} is NOT NULL but the record has no value for it"
+            )),
+            (Some(Value::Null), _) if !field.is_nullable() => Some(format!(
+                "column {column} is NOT NULL but the record's value is null"
+            )),
+            (Some(Value::Object(inner)), DataType::Struct(children)) => {
+                misfit(children, inner, Some(&column))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// An arrow-json error in plain words: `Json error: whilst decoding field 'a': whilst
+/// decoding field 'b': failed to parse "x" as Int32` → `column a.b: failed to parse "x"
+/// as Int32`.
+fn plain(arrow_error: &str) -> String {
+    const FIELD: &str = "whilst decoding field '";
+    let mut rest = arrow_error
+        .strip_prefix("Json error: ")
+        .unwrap_or(arrow_error);
+    let mut path = Vec::new();
+    while let Some((name, after)) = rest.strip_prefix(FIELD).and_then(|r| r.split_once("': ")) {
+        path.push(name);
+        rest = after;
+    }
+    if let Some(key) = rest
+        .strip_prefix("column '")
+        .and_then(|r| r.strip_suffix("' missing from schema"))
+    {
+        return match path.is_empty() {
+            true => format!("key {key:?} is not a column of the table"),
+            false => format!(
+                "key {key:?} is not a field of the struct column {}",
+                path.join(".")
+            ),
+        };
+    }
+    match path.is_empty() {
+        true => rest.to_string(),
+        false => format!("column {}: {rest}", path.join(".")),
+    }
+}
+
+/// What kind of JSON value `value` is, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -122,5 +210,70 @@ fn null_as_utf8(data_type: &DataType) -> DataType {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SchemaRef {
+        let inner = Fields::from(vec![
+            Field::new("a", DataType::Int32, false),
+            Field::new("b", DataType::Utf8, true),
+        ]);
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("extra", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("inner", DataType::Struct(inner), true),
+        ]))
+    }
+
+    fn error(records: &[&str]) -> String {
+        let records: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        let status = JsonDecoder.decode(&table(), &records).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        status.message().to_string()
+    }
+
+    const GOOD: &str = r#"{"id":1,"extra":2}"#;
+
+    #[test]
+    fn errors_name_the_record_and_the_struct_field() {
+        // Top-level columns: tests/it/hardening_names.rs, over gRPC.
+        let cases = [
+            (
+                r#"{"id":1,"extra":2,"inner":{"b":"x"}}"#,
+                "record 1: column inner.a is NOT NULL but the record has no value for it",
+            ),
+            (
+                r#"{"id":1,"extra":2,"inner":{"a":1,"zz":1}}"#,
+                r#"record 1: key "zz" is not a field of the struct column inner"#,
+            ),
+            (
+                r#"{"id":1,"extra":2,"inner":{"a":"x"}}"#,
+                r#"record 1: column inner.a: failed to parse "x" as Int32"#,
+            ),
+            (r#"{"id":"#, "record 1: not valid JSON"),
+        ];
+        for (record, expected) in cases {
+            let message = error(&[GOOD, record, GOOD]);
+            assert!(message.starts_with(expected), "{record}: {message}");
+            assert!(!message.contains("StructArray"), "{message}");
+        }
+    }
+
+    #[test]
+    fn arrow_json_errors_are_reworded_with_the_column_path() {
+        assert_eq!(
+            plain("Json error: whilst decoding field 'r': whilst decoding field 'a': failed to parse \"a\" as Int32"),
+            "column r.a: failed to parse \"a\" as Int32"
+        );
+        assert_eq!(
+            plain("Json error: whilst decoding field 'c': column 'b' missing from schema"),
+            "key \"b\" is not a field of the struct column c"
+        );
+        assert_eq!(plain("Json error: something else"), "something else");
     }
 }

@@ -289,9 +289,10 @@ enum Message {
 }
 
 impl DeltaSink {
-    /// A new Delta table at `dir` with the columns of `schema` (which [`Table::read`]
-    /// returns). The table is written by a task of the current tokio runtime; an error
-    /// creating it fails every commit.
+    /// A new Delta table `name` at `dir` with the columns of `schema` (which
+    /// [`Table::read`] returns). The table is written by a task of the current tokio
+    /// runtime; if creating it fails, the task logs why, calls `unusable` and fails every
+    /// commit (with a message that leaves the server's paths out).
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` if a column has no lossless Delta type (see [`delta_schema`]);
@@ -299,63 +300,74 @@ impl DeltaSink {
     ///
     /// [`Table::read`]: crate::catalog::Table::read
     pub(crate) fn create(
+        name: &str,
         dir: PathBuf,
         schema: SchemaRef,
         settings: DeltaSettings,
+        unusable: impl FnOnce() + Send + 'static,
     ) -> Result<Self, Status> {
         let delta = delta_schema(&schema)?;
         let location = dir.to_string_lossy().into_owned();
-        let name = dir
+        let table_name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let open = async move {
             CreateBuilder::new()
                 .with_location(location)
-                .with_table_name(name)
+                .with_table_name(table_name)
                 .with_columns(delta.fields().cloned())
                 .with_save_mode(SaveMode::ErrorIfExists)
                 .await
         };
-        Self::spawn(dir, schema, settings, open)
+        Self::spawn(name, dir, schema, settings, open, unusable)
     }
 
-    /// The existing `table` at `dir`, read back as `schema`.
+    /// The existing `table` `name` at `dir`, read back as `schema`.
     ///
     /// # Errors
     /// `INTERNAL` outside a tokio runtime.
     pub(crate) fn open(
+        name: &str,
         dir: PathBuf,
         schema: SchemaRef,
         table: DeltaTable,
         settings: DeltaSettings,
     ) -> Result<Self, Status> {
-        Self::spawn(dir, schema, settings, async move { Ok(table) })
+        Self::spawn(name, dir, schema, settings, async move { Ok(table) }, || ())
     }
 
     fn spawn(
+        name: &str,
         dir: PathBuf,
         schema: SchemaRef,
         settings: DeltaSettings,
         open: impl std::future::Future<Output = deltalake::DeltaResult<DeltaTable>> + Send + 'static,
+        unusable: impl FnOnce() + Send + 'static,
     ) -> Result<Self, Status> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Status::internal("the Delta landing needs a tokio runtime to write tables")
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let label = dir.display().to_string();
+        let (name, label) = (name.to_string(), dir.display().to_string());
         let backlog = Arc::new(Backlog::new(settings.max_bytes));
         let task_backlog = Arc::clone(&backlog);
         runtime.spawn(async move {
             let state = match open.await {
                 Ok(table) => RecordBatchWriter::for_table(&table)
                     .map(|writer| Writing { table, writer })
-                    .map_err(|e| format!("Delta table {label}: {e}")),
-                Err(e) => Err(format!("Delta table {label}: {e}")),
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
-            if let Err(e) = &state {
-                tracing::warn!(error = %e, "local Zerobus: Delta table unusable");
-            }
+            let state = state.map_err(|e| {
+                // The cause names the server's directories: it goes to the log only.
+                tracing::warn!(table = %name, dir = %label, error = %e, "local Zerobus: Delta table unusable");
+                unusable();
+                format!(
+                    "the Delta table for {name} could not be created or opened (the server \
+                     log has the cause); send again to retry"
+                )
+            });
             run(state, rx, settings, &task_backlog, &label).await;
         });
         Ok(Self {
@@ -499,7 +511,7 @@ async fn run(
                     // The writer's window is lost: the whole group fails and is resent.
                     tracing::warn!(table = label, error = %e, "local Zerobus: writing a Delta table failed");
                     writing.writer.reset();
-                    group.resolve(Err(format!("writing the Delta table: {e}")));
+                    group.resolve(Err(logged("writing to the Delta table", &e)));
                 } else if group.due(&settings) {
                     commit(&mut state, &mut group, label).await;
                 }
@@ -557,9 +569,16 @@ async fn commit(state: &mut Result<Writing, String>, group: &mut Group, label: &
             if let Err(reload) = writing.table.update_state().await {
                 tracing::warn!(table = label, error = %reload, "local Zerobus: reloading a Delta table failed");
             }
-            group.resolve(Err(format!("committing to the Delta table: {e}")));
+            group.resolve(Err(logged("committing to the Delta table", &e)));
         }
     }
+}
+
+/// `<what> failed`, for the client; the error itself (which may name the server's files)
+/// goes to the log.
+fn logged(what: &str, error: &deltalake::DeltaTableError) -> String {
+    tracing::warn!(%error, "local Zerobus: {what} failed");
+    format!("{what} failed (the server log has the cause)")
 }
 
 /// Reads `files` (the table's data files) in the order they were committed, as batches
@@ -965,6 +984,7 @@ mod tests {
         // The table's task is held before it reads its queue, as during a long commit.
         let (open, opened) = oneshot::channel::<()>();
         let sink = DeltaSink::spawn(
+            TABLE,
             PathBuf::from("unused"),
             every_type(1, 0).schema(),
             DeltaSettings {
@@ -975,6 +995,7 @@ mod tests {
                 let _ = opened.await;
                 Err(deltalake::DeltaTableError::Generic("held".into()))
             },
+            || {},
         )
         .unwrap();
         sink.ready().await; // empty: room
