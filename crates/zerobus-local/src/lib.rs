@@ -86,6 +86,7 @@ mod dirlock;
 mod error;
 mod faults;
 mod flight;
+mod flight_check;
 mod flight_schema;
 mod grpc;
 mod http;
@@ -445,6 +446,7 @@ async fn serve(
     let addr = listener.local_addr().map_err(listen_error)?;
     let flight = FlightServiceServer::new(flight::Service {
         shared: Arc::clone(&shared),
+        max_decoding_message_size: settings.max_decoding_message_size,
     })
     .max_decoding_message_size(settings.max_decoding_message_size);
     let service =
