@@ -393,27 +393,33 @@ impl Layout<'_> {
             }
             DataType::FixedSizeList(..) => 1,
             DataType::ListView(_) | DataType::LargeListView(_) => 3,
-            DataType::Struct(_) => {
-                let Some(&validity) = self.sizes.front() else {
-                    return Ok(false);
-                };
-                // The reader builds the validity bitmap unchecked when nulls are declared.
-                let rows = node.length() as u64;
-                if node.null_count() > 0 && validity.saturating_mul(8) < rows {
-                    return Err(format!(
-                        "struct column {}: a {validity}-byte validity buffer for {rows} rows",
-                        field.name()
-                    ));
-                }
-                1
-            }
+            DataType::Struct(_) => 1,
             DataType::RunEndEncoded(..) => 0,
             _ => 2,
         };
         if self.sizes.len() < buffers {
             return Ok(false);
         }
-        self.sizes.drain(..buffers);
+        // The first buffer is the validity bitmap, which the reader and ArrayData build
+        // unchecked (asserting its length) when nulls are declared; offsets, views and
+        // keys are viewed as slices of their type, which asserts whole values.
+        let rows = node.length() as u64;
+        for (index, size) in self.sizes.drain(..buffers).enumerate() {
+            if index == 0 && node.null_count() > 0 && size.saturating_mul(8) < rows {
+                return Err(format!(
+                    "column {}: a {size}-byte validity buffer for {rows} rows",
+                    field.name()
+                ));
+            }
+            let width = value_width(data_type, index);
+            if size % width != 0 {
+                return Err(format!(
+                    "column {}: buffer {index} of {size} bytes is not a whole number of \
+                     {width}-byte values",
+                    field.name()
+                ));
+            }
+        }
         if matches!(data_type, DataType::Dictionary(..)) {
             return Ok(true); // its values come from a dictionary batch
         }
@@ -424,6 +430,22 @@ impl Layout<'_> {
         }
         Ok(true)
     }
+}
+
+/// The width of the values in buffer `index` of an array of `data_type` (1: bits or bytes
+/// of any length).
+fn value_width(data_type: &DataType, index: usize) -> u64 {
+    use DataType as D;
+    let width = match (data_type, index) {
+        (_, 0) => 1,
+        (D::Utf8 | D::Binary | D::List(_) | D::Map(..), 1) | (D::ListView(_), 1 | 2) => 4,
+        (D::LargeUtf8 | D::LargeBinary | D::LargeList(_), 1) | (D::LargeListView(_), 1 | 2) => 8,
+        (D::Utf8View | D::BinaryView, 1) => 16,
+        (D::Dictionary(key, _), 1) => key.primitive_width().unwrap_or(1),
+        (data_type, 1) => data_type.primitive_width().unwrap_or(1),
+        _ => 1,
+    };
+    width as u64
 }
 
 /// Checks a schema message for what arrow-ipc's conversion would panic on.
@@ -526,6 +548,9 @@ fn time_unit(unit: ipc::TimeUnit) -> bool {
         U::SECOND | U::MILLISECOND | U::MICROSECOND | U::NANOSECOND
     )
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -756,8 +781,7 @@ mod tests {
         assert!(refusal(sent).contains("array 0 declares 10 values of which 11 null"));
     }
 
-    /// A struct's validity bitmap is built unchecked from its buffer when nulls are
-    /// declared.
+    /// A validity bitmap is built unchecked from its buffer when nulls are declared.
     #[test]
     fn a_short_struct_validity_buffer_is_refused() {
         let mut sent = messages(&varied_batch(100), None);
@@ -765,8 +789,8 @@ mod tests {
         patch(sent.last_mut().unwrap(), false, 5, true, 1);
         assert_eq!(
             refusal(sent),
-            "bad Arrow Flight data: record batch: struct column point: a 1-byte validity \
-             buffer for 100 rows"
+            "bad Arrow Flight data: record batch: column point: a 1-byte validity buffer for \
+             100 rows"
         );
     }
 

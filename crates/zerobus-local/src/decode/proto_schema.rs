@@ -9,7 +9,8 @@
 //! - nesting deeper than [`MAX_NESTING_DEPTH`] struct / list / map levels (the wrapper's
 //!   own limit, counted as it counts them);
 //! - more than [`MAX_SCHEMA_FIELDS`] columns and struct fields in all;
-//! - field names longer than [`MAX_FIELD_NAME_BYTES`].
+//! - field names longer than [`MAX_FIELD_NAME_BYTES`];
+//! - a map entry without its key and value fields (numbers 1 and 2).
 //!
 //! The decoder's recursion follows the same descriptor, so these bounds are its bounds too.
 //!
@@ -142,9 +143,16 @@ impl Expansion {
             let Kind::Message(entry) = field.kind() else {
                 unreachable!("a map field is a message field")
             };
+            // prost-reflect panics on a map entry without these (the decoder asks for them).
+            let (Some(key), Some(value)) = (entry.get_field(1), entry.get_field(2)) else {
+                return Err(format!(
+                    "field {path}: map entry {} needs a key field 1 and a value field 2",
+                    entry.name()
+                ));
+            };
             let depth = nested(depth, path)?;
-            let key = self.kind_type(&entry.map_entry_key_field().kind(), path, depth)?;
-            let value = self.kind_type(&entry.map_entry_value_field().kind(), path, depth)?;
+            let key = self.kind_type(&key.kind(), path, depth)?;
+            let value = self.kind_type(&value.kind(), path, depth)?;
             return Ok(map_type(key, value, true));
         }
         if field.is_list() {
@@ -202,6 +210,9 @@ fn nested(depth: usize, path: &Path<'_>) -> Result<usize, String> {
     }
     Ok(depth + 1)
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -302,6 +313,30 @@ mod tests {
         let mut m = message("M", vec![map]);
         m.nested_type = vec![entry];
         assert!(refusal(m).contains("field m: message M contains itself"));
+    }
+
+    /// prost-reflect's map accessors panic on an entry without fields 1 and 2.
+    #[test]
+    fn a_map_entry_without_key_and_value_fields_is_refused() {
+        let mut map = field("m", 1, Type::Message, Some("MEntry"));
+        map.label = Some(Label::Repeated as i32);
+        let mut entry = message(
+            "MEntry",
+            vec![
+                field("key", 3, Type::String, None),
+                field("value", 2, Type::Int32, None),
+            ],
+        );
+        entry.options = Some(prost_types::MessageOptions {
+            map_entry: Some(true),
+            ..Default::default()
+        });
+        let mut m = message("M", vec![map]);
+        m.nested_type = vec![entry];
+        assert_eq!(
+            refusal(m),
+            "descriptor_proto: field m: map entry MEntry needs a key field 1 and a value field 2"
+        );
     }
 
     /// A chain of `depth` nested messages `L1 { L2 s = 1; }` … ending in `int64 v`.
