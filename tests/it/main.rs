@@ -2,6 +2,7 @@
 //! Shared fixtures live in the `zerobus-test-support` crate.
 
 mod hardening_bounds;
+mod hardening_wire;
 mod local_auth;
 mod local_delta;
 mod local_faults;
