@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow::ipc::CompressionType;
@@ -19,12 +19,14 @@ use databricks_zerobus_ingest_sdk::databricks::zerobus::{
 };
 use futures::TryStreamExt as _;
 use prost::Message as _;
-use prost_types::field_descriptor_proto::{Label, Type as ProtoType};
-use prost_types::{DescriptorProto, FieldDescriptorProto};
+use prost_types::field_descriptor_proto::Type as ProtoType;
+use prost_types::DescriptorProto;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 use zerobus_local::{Landing, LocalZerobus};
+use zerobus_test_support::data::deep_struct_batch;
+use zerobus_test_support::descriptor::{field, message};
 use zerobus_test_support::local::memory_server;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -45,6 +47,28 @@ fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
         vec![Arc::new(Int64Array::from_iter_values(ids)), Arc::new(names)],
     )
     .unwrap()
+}
+
+/// The status a call ends with, after any responses (OK if it ends cleanly).
+async fn final_status<T>(responses: &mut tonic::Streaming<T>) -> Status {
+    loop {
+        match responses.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return Status::ok(""),
+            Err(status) => return status,
+        }
+    }
+}
+
+/// Asserts that a call sent `second` after offset 0 (3 rows) ended with `status`
+/// refusing it, and that only offset 0's rows landed.
+async fn assert_offset_refused(server: &LocalZerobus, status: Status, second: i64) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+    assert_eq!(
+        status.message(),
+        format!("offset_id {second} out of order: expected 1")
+    );
+    assert_eq!(landed(server, TABLE).await, (3, 3), "refused rows landed");
 }
 
 /// The rows of `table` that landed, and the records the server received for it.
@@ -132,15 +156,8 @@ impl RawStream {
         }
     }
 
-    /// The status the server ends the call with (after any responses).
     async fn end(mut self) -> Status {
-        loop {
-            match self.responses.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return Status::ok(""),
-                Err(status) => return status,
-            }
-        }
+        final_status(&mut self.responses).await
     }
 }
 
@@ -152,13 +169,7 @@ async fn grpc_offsets_refused(second: i64) -> TestResult {
     stream.send_json(0, 0..3).await;
     assert_eq!(stream.ack().await?, 0);
     stream.send_json(second, 3..10).await;
-    let status = stream.end().await;
-    assert_eq!(status.code(), Code::InvalidArgument, "{status}");
-    assert_eq!(
-        status.message(),
-        format!("offset_id {second} out of order: expected 1")
-    );
-    assert_eq!(landed(&server, TABLE).await, (3, 3), "refused rows landed");
+    assert_offset_refused(&server, stream.end().await, second).await;
 
     // The next client is served.
     let mut next = RawStream::json(&server, TABLE).await?;
@@ -179,22 +190,6 @@ async fn grpc_offset_0_twice_lands_it_once() -> TestResult {
     grpc_offsets_refused(0).await
 }
 
-fn proto_field(
-    name: &str,
-    number: i32,
-    ty: ProtoType,
-    type_name: Option<&str>,
-) -> FieldDescriptorProto {
-    FieldDescriptorProto {
-        name: Some(name.into()),
-        number: Some(number),
-        label: Some(Label::Optional as i32),
-        r#type: Some(ty as i32),
-        type_name: type_name.map(Into::into),
-        ..Default::default()
-    }
-}
-
 fn proto_create(table: &str, descriptor: &DescriptorProto) -> pb::CreateIngestStreamRequest {
     pb::CreateIngestStreamRequest {
         table_name: Some(table.into()),
@@ -212,14 +207,13 @@ async fn a_self_referential_descriptor_is_refused_and_the_server_stays_up() -> T
         .landing(Landing::Memory)
         .start()
         .await?;
-    let recursive = DescriptorProto {
-        name: Some("R".into()),
-        field: vec![
-            proto_field("id", 1, ProtoType::Int64, None),
-            proto_field("r", 2, ProtoType::Message, Some("R")),
+    let recursive = message(
+        "R",
+        vec![
+            field("id", 1, ProtoType::Int64, None),
+            field("r", 2, ProtoType::Message, Some("R")),
         ],
-        ..Default::default()
-    };
+    );
     let status = RawStream::open(&server, proto_create("cat.sch.recursive", &recursive))
         .await
         .err()
@@ -240,19 +234,6 @@ async fn a_self_referential_descriptor_is_refused_and_the_server_stays_up() -> T
     Ok(())
 }
 
-/// A struct column nested `depth` levels (`s.s.….v`), one row.
-fn nested_batch(depth: usize) -> RecordBatch {
-    let mut array: ArrayRef = Arc::new(Int64Array::from(vec![7]));
-    let mut name = "v";
-    for _ in 0..depth {
-        let field = Field::new(name, array.data_type().clone(), true);
-        array = Arc::new(StructArray::from(vec![(Arc::new(field), array)]));
-        name = "s";
-    }
-    let schema = Schema::new(vec![Field::new("s", array.data_type().clone(), true)]);
-    RecordBatch::try_new(Arc::new(schema), vec![array]).unwrap()
-}
-
 /// The deepest descriptor the wrapper makes (64 levels) creates its table and lands its
 /// record through the server's stream task; one level more is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +245,7 @@ async fn the_deepest_allowed_descriptor_lands_and_one_level_more_is_refused() ->
         .start()
         .await?;
     let deep = "cat.sch.deep";
-    let batch = nested_batch(MAX_NESTING_DEPTH);
+    let batch = deep_struct_batch(MAX_NESTING_DEPTH);
     let table = Arc::new(TableSchema::try_new(batch.schema(), deep)?);
     let encoded = RowEncoder::new(Arc::clone(&table)).encode(&batch)?;
     let records = encoded.records().map(|(_, r)| r.to_vec()).collect();
@@ -283,12 +264,11 @@ async fn the_deepest_allowed_descriptor_lands_and_one_level_more_is_refused() ->
     // One more level: the wrapper refuses to make it, so wrap the descriptor by hand.
     let mut deeper = table.descriptor().clone();
     deeper.name = Some("Inner".into());
-    let outer = DescriptorProto {
-        name: Some("Outer".into()),
-        field: vec![proto_field("s", 1, ProtoType::Message, Some("Inner"))],
-        nested_type: vec![deeper],
-        ..Default::default()
-    };
+    let mut outer = message(
+        "Outer",
+        vec![field("s", 1, ProtoType::Message, Some("Inner"))],
+    );
+    outer.nested_type = vec![deeper];
     let status = RawStream::open(&server, proto_create("cat.sch.deeper", &outer))
         .await
         .err()
@@ -353,13 +333,7 @@ impl RawPut {
     }
 
     async fn end(mut self) -> Status {
-        loop {
-            match self.responses.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return Status::ok(""),
-                Err(status) => return status,
-            }
-        }
+        final_status(&mut self.responses).await
     }
 }
 
@@ -404,13 +378,7 @@ async fn flight_offsets_refused(second: i64) -> TestResult {
     assert_eq!(put.ack().await?, (0, 3));
     put.send(flight_messages(&batch(3..10), second, None).await.1)
         .await;
-    let status = put.end().await;
-    assert_eq!(status.code(), Code::InvalidArgument, "{status}");
-    assert_eq!(
-        status.message(),
-        format!("offset_id {second} out of order: expected 1")
-    );
-    assert_eq!(landed(&server, TABLE).await, (3, 3), "refused rows landed");
+    assert_offset_refused(&server, put.end().await, second).await;
     flight_lands(&server, 10..12).await?;
     assert_eq!(landed(&server, TABLE).await, (5, 5));
     server.shutdown().await;

@@ -218,36 +218,17 @@ mod fuzz;
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StructArray};
-    use arrow::datatypes::{Field, Schema};
     use prost_types::field_descriptor_proto::{Label, Type};
-    use prost_types::{DescriptorProto, FieldDescriptorProto};
+    use prost_types::DescriptorProto;
     use tonic::Code;
+    use zerobus_test_support::data::deep_struct_batch;
+    use zerobus_test_support::descriptor::{field, message};
 
     use super::*;
     use crate::decode::ProtoDecoder;
 
     /// Tokio's default worker-thread stack: where the server decodes.
     const WORKER_STACK: usize = 2 << 20;
-
-    fn field(name: &str, number: i32, ty: Type, type_name: Option<&str>) -> FieldDescriptorProto {
-        FieldDescriptorProto {
-            name: Some(name.into()),
-            number: Some(number),
-            label: Some(Label::Optional as i32),
-            r#type: Some(ty as i32),
-            type_name: type_name.map(Into::into),
-            ..Default::default()
-        }
-    }
-
-    fn message(name: &str, fields: Vec<FieldDescriptorProto>) -> DescriptorProto {
-        DescriptorProto {
-            name: Some(name.into()),
-            field: fields,
-            ..Default::default()
-        }
-    }
 
     /// The `INVALID_ARGUMENT` message a descriptor is refused with.
     fn refusal(descriptor: DescriptorProto) -> String {
@@ -404,24 +385,11 @@ mod tests {
         ProtoDecoder::new(message("R", vec![field(&ok, 1, Type::Int32, None)])).unwrap();
     }
 
-    /// A struct column nested `depth` levels (`s.s.….v`), one row, as the wrapper sees it.
-    fn nested_batch(depth: usize) -> RecordBatch {
-        let mut array: ArrayRef = Arc::new(Int64Array::from(vec![7]));
-        let mut name = "v";
-        for _ in 0..depth {
-            let field = Field::new(name, array.data_type().clone(), true);
-            array = Arc::new(StructArray::from(vec![(Arc::new(field), array)]));
-            name = "s";
-        }
-        let schema = Schema::new(vec![Field::new("s", array.data_type().clone(), true)]);
-        RecordBatch::try_new(Arc::new(schema), vec![array]).unwrap()
-    }
-
     /// The deepest descriptor allowed, from the wrapper's encoder, decodes on a worker's
     /// stack: the decoder recurses once per level, and the levels are bounded.
     #[test]
     fn the_deepest_allowed_descriptor_decodes_on_a_worker_stack() {
-        let batch = nested_batch(MAX_NESTING_DEPTH);
+        let batch = deep_struct_batch(MAX_NESTING_DEPTH);
         let table = Arc::new(
             arrow_zerobus_sdk_wrapper::schema::TableSchema::try_new(batch.schema(), "a.b.c")
                 .expect("the wrapper accepts 64 levels"),
