@@ -4,6 +4,7 @@
 mod hardening_bounds;
 mod hardening_client;
 mod hardening_names;
+mod hardening_wire;
 mod local_auth;
 mod local_delta;
 mod local_faults;

@@ -188,3 +188,16 @@ pub fn nested_batch(rows: usize) -> RecordBatch {
     ])
     .unwrap()
 }
+
+/// One row of a struct column nested `depth` levels deep (`s.s.….v`, `v` = 7): the
+/// deepest table the nesting limit allows at `depth` = 64.
+pub fn deep_struct_batch(depth: usize) -> RecordBatch {
+    let mut array: ArrayRef = Arc::new(Int64Array::from(vec![7]));
+    let mut name = "v";
+    for _ in 0..depth {
+        let field = Field::new(name, array.data_type().clone(), true);
+        array = Arc::new(StructArray::from(vec![(Arc::new(field), array)]));
+        name = "s";
+    }
+    RecordBatch::try_from_iter([("s", array)]).unwrap()
+}

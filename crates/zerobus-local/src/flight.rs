@@ -18,7 +18,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
@@ -28,6 +28,7 @@ use crate::acks::Acked;
 use crate::canonical::conform;
 use crate::catalog::Table;
 use crate::faults::Faults;
+use crate::flight_check::{checked, FlightCheck};
 use crate::flight_schema::check_schema;
 use crate::inbound::{self, Protocol, Stored};
 use crate::names::validate_table_name;
@@ -40,6 +41,9 @@ const TABLE_HEADER: &str = "x-databricks-zerobus-table-name";
 /// The Flight service: `DoPut` only.
 pub(crate) struct Service {
     pub(crate) shared: Arc<Shared>,
+    /// The server's limit on one inbound message, from which [`FlightCheck`] derives its
+    /// limits on what a message may declare.
+    pub(crate) max_decoding_message_size: usize,
 }
 
 type ResponseSender = respond::ResponseSender<PutResult>;
@@ -64,10 +68,11 @@ impl FlightService for Service {
         let metadata = request.metadata().clone();
         let inbound = request.into_inner();
         let shared = Arc::clone(&self.shared);
+        let check = FlightCheck::new(self.max_decoding_message_size);
         Ok(Response::new(respond_in_task(
             "Flight stream",
             |tx| async move {
-                match open(&shared, &metadata, inbound, &tx).await? {
+                match open(&shared, &metadata, checked(inbound, check), &tx).await? {
                     Some((stream, table, token_expires_at)) => {
                         let session = inbound::Session {
                             protocol: "Flight",
@@ -222,7 +227,7 @@ struct OpenStream {
 async fn open(
     shared: &Arc<Shared>,
     metadata: &MetadataMap,
-    inbound: Streaming<FlightData>,
+    inbound: impl Stream<Item = Result<FlightData, FlightError>> + Send + 'static,
     tx: &ResponseSender,
 ) -> Result<Option<(OpenStream, String, Option<Instant>)>, Status> {
     let table_name = metadata
@@ -235,7 +240,7 @@ async fn open(
     let token_expires_at = shared.auth.check(metadata, &table_name)?;
     let faults = shared.catalog.faults(&table_name);
     faults.on_create()?;
-    let mut decoder = FlightDataDecoder::new(inbound.map_err(FlightError::from));
+    let mut decoder = FlightDataDecoder::new(inbound);
     let schema = match decoder.next().await {
         None => return Ok(None),
         Some(Err(e)) => return Err(flight_status(e)),

@@ -86,6 +86,7 @@ mod dirlock;
 mod error;
 mod faults;
 mod flight;
+mod flight_check;
 mod flight_schema;
 mod grpc;
 mod http;
@@ -299,7 +300,8 @@ impl LocalZerobusBuilder {
 
     /// The largest inbound gRPC message accepted, in bytes (default
     /// [`DEFAULT_MAX_DECODING_MESSAGE_SIZE`]). Larger messages fail the stream with
-    /// `OUT_OF_RANGE`.
+    /// `OUT_OF_RANGE`. An Arrow Flight batch may also declare at most this many rows, and
+    /// buffers of at most 4 times this many bytes once decompressed.
     pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
         self.max_decoding_message_size = bytes;
         self
@@ -445,6 +447,7 @@ async fn serve(
     let addr = listener.local_addr().map_err(listen_error)?;
     let flight = FlightServiceServer::new(flight::Service {
         shared: Arc::clone(&shared),
+        max_decoding_message_size: settings.max_decoding_message_size,
     })
     .max_decoding_message_size(settings.max_decoding_message_size);
     let service =

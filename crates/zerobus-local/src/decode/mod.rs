@@ -9,6 +9,7 @@
 
 mod json;
 mod proto;
+mod proto_schema;
 mod wire;
 
 pub(crate) use json::JsonDecoder;

@@ -29,8 +29,8 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use prost_types::{DescriptorProto, FileDescriptorProto};
 use tonic::Status;
 
+use super::proto_schema::expand;
 use super::wire::{for_each_field, for_each_packed, Raw, WireType};
-use crate::canonical::{list_item, map_type};
 
 /// The name given to a descriptor without one (as the SDK's `message_descriptor` does).
 const UNNAMED_MESSAGE: &str = "ZerobusDynamicMessage";
@@ -42,10 +42,15 @@ const DENSE_FIELD_NUMBERS: u32 = 4096;
 #[derive(Debug)]
 pub(crate) struct ProtoDecoder {
     message: MessageDescriptor,
+    /// The schema of a table created from the descriptor, or why there can be none.
+    schema: Result<SchemaRef, String>,
 }
 
 impl ProtoDecoder {
-    /// Parses the stream's descriptor (self-contained: nested types inside it).
+    /// Parses the stream's descriptor (self-contained: nested types inside it) and
+    /// refuses one past the limits of [`super::proto_schema`] (a message that contains
+    /// itself, nesting deeper than 64 levels, too many fields): everything that later
+    /// walks the descriptor, the decoder included, recurses at most that deep.
     ///
     /// Type references may be bare names (as the SDK's `descriptor_from_uc_columns` and
     /// this crate write them) or fully qualified (`.pkg.Outer.Inner`, as a prost-reflect
@@ -75,7 +80,13 @@ impl ProtoDecoder {
         let message = pool.get_message_by_name(&full_name).ok_or_else(|| {
             Status::invalid_argument(format!("descriptor_proto: no message {full_name}"))
         })?;
-        Ok(Self { message })
+        let shape = expand(&message)
+            .map_err(|e| Status::invalid_argument(format!("descriptor_proto: {e}")))?;
+        let schema = match shape.unsupported {
+            Some(reason) => Err(reason),
+            None => Ok(Arc::new(Schema::new(shape.fields))),
+        };
+        Ok(Self { message, schema })
     }
 
     /// The Arrow schema a table created from this descriptor gets (every column
@@ -83,8 +94,7 @@ impl ProtoDecoder {
     /// integers → Int64, float → Float32, double → Float64, bool → Boolean,
     /// string → Utf8, bytes → Binary, message → Struct, repeated → List, map → Map.
     pub(crate) fn table_schema(&self) -> Result<SchemaRef, Status> {
-        let fields = message_fields(&self.message, "").map_err(Status::invalid_argument)?;
-        Ok(Arc::new(Schema::new(fields)))
+        self.schema.clone().map_err(Status::invalid_argument)
     }
 
     /// Checks the descriptor against an existing table, as the service does (see the
@@ -147,61 +157,6 @@ fn package_of(descriptor: &DescriptorProto, name: &str) -> Option<String> {
         let reference = reference.strip_prefix('.')?;
         let at = format!(".{reference}").find(&own)?;
         (at > 0).then(|| reference[..at - 1].to_string())
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Descriptor → Arrow schema
-
-fn message_fields(message: &MessageDescriptor, path: &str) -> Result<Vec<Field>, String> {
-    message
-        .fields()
-        .map(|f| {
-            let path = format!("{path}{}", f.name());
-            Ok(Field::new(f.name(), field_type(&f, &path)?, true))
-        })
-        .collect()
-}
-
-fn field_type(field: &FieldDescriptor, path: &str) -> Result<DataType, String> {
-    if field.is_group() {
-        return Err(format!("field {path}: groups are not supported"));
-    }
-    if field.is_map() {
-        let Kind::Message(entry) = field.kind() else {
-            unreachable!("a map field is a message field")
-        };
-        let key = kind_type(&entry.map_entry_key_field().kind(), path)?;
-        let value = kind_type(&entry.map_entry_value_field().kind(), path)?;
-        return Ok(map_type(key, value, true));
-    }
-    let item = kind_type(&field.kind(), path)?;
-    Ok(if field.is_list() {
-        DataType::List(list_item(item, true))
-    } else {
-        item
-    })
-}
-
-fn kind_type(kind: &Kind, path: &str) -> Result<DataType, String> {
-    Ok(match kind {
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Enum(_) => DataType::Int32,
-        Kind::Uint32 | Kind::Fixed32 => DataType::Int64,
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64 => {
-            DataType::Int64
-        }
-        Kind::Float => DataType::Float32,
-        Kind::Double => DataType::Float64,
-        Kind::Bool => DataType::Boolean,
-        Kind::String => DataType::Utf8,
-        Kind::Bytes => DataType::Binary,
-        Kind::Message(m) => {
-            let fields = message_fields(m, &format!("{path}."))?;
-            if fields.is_empty() {
-                return Err(format!("field {path}: message {} has no fields", m.name()));
-            }
-            DataType::Struct(fields.into())
-        }
     })
 }
 
