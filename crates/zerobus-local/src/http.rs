@@ -22,13 +22,12 @@ use axum::{Form, Json, Router};
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use tokio_util::sync::CancellationToken;
 
 use super::names::{table_key, validate_table_name};
-use super::running::{CuttableListener, Running};
+use super::running::{self, CuttableListener, Running};
 use super::uc::UcTable;
 use super::Shared;
 use crate::error::LocalError;
@@ -42,15 +41,7 @@ pub(crate) const MAX_TOKEN_TABLES: usize = 16;
 
 /// Binds `127.0.0.1:port` and serves the HTTP endpoints until stopped.
 pub(crate) async fn serve(shared: Arc<Shared>, port: u16) -> Result<Running, LocalError> {
-    let listen_error = |source| LocalError::Listen {
-        service: "HTTP",
-        port,
-        source,
-    };
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(listen_error)?;
-    let addr = listener.local_addr().map_err(listen_error)?;
+    let (listener, addr) = running::bind("HTTP", port).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let cut = CancellationToken::new();
     let listener = CuttableListener {

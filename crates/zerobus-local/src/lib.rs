@@ -108,7 +108,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -436,15 +435,7 @@ async fn serve(
     shared: Arc<Shared>,
     port: u16,
 ) -> Result<Running, LocalError> {
-    let listen_error = |source| LocalError::Listen {
-        service: "gRPC",
-        port,
-        source,
-    };
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(listen_error)?;
-    let addr = listener.local_addr().map_err(listen_error)?;
+    let (listener, addr) = running::bind("gRPC", port).await?;
     let flight = FlightServiceServer::new(flight::Service {
         shared: Arc::clone(&shared),
         max_decoding_message_size: settings.max_decoding_message_size,

@@ -25,6 +25,23 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// After the connections were cut, how long a server's task may take to notice.
 const CUT_GRACE: Duration = Duration::from_secs(2);
 
+/// Binds `127.0.0.1:port` for `service` (`"gRPC"` or `"HTTP"`); port 0 picks a free one.
+pub(crate) async fn bind(
+    service: &'static str,
+    port: u16,
+) -> Result<(TcpListener, SocketAddr), crate::LocalError> {
+    let listen_error = |source| crate::LocalError::Listen {
+        service,
+        port,
+        source,
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, addr))
+}
+
 /// One running server task and the switch that cuts its connections.
 #[derive(Debug)]
 pub(crate) struct Running {
