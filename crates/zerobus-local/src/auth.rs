@@ -251,7 +251,8 @@ impl Authenticator {
         if Instant::now() >= grant.expires_at {
             return Err("access token expired: get a new one from /oidc/v1/token".into());
         }
-        if !grant.tables.iter().any(|t| t == table) {
+        // Table names are case-insensitive, as in Unity Catalog.
+        if !grant.tables.iter().any(|t| t.eq_ignore_ascii_case(table)) {
             return Err(format!(
                 "access token was not issued for table {table} (issued for: {})",
                 grant.tables.join(", ")
@@ -299,6 +300,8 @@ mod tests {
         let issued = auth.issue(vec!["c.s.t".into()]);
         let token = issued.token.expose_secret();
         assert!(auth.check(&metadata(token), "c.s.t").is_ok());
+        // Another spelling of the same table (names are case-insensitive).
+        assert!(auth.check(&metadata(token), "C.S.T").is_ok());
         let err = auth.check(&metadata(token), "c.s.other").unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert!(err.message().contains("c.s.other"), "{}", err.message());
