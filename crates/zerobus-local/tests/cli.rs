@@ -196,3 +196,87 @@ async fn a_given_secret_is_not_printed_and_streams_are_logged() -> TestResult {
     assert!(log.contains(TABLE), "{log}");
     Ok(())
 }
+
+/// The resident set size of process `pid`, in bytes, from `/proc/<pid>/status`.
+#[cfg(target_os = "linux")]
+fn rss_bytes(pid: u32) -> Result<u64, Box<dyn std::error::Error>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .ok_or("no VmRSS line")?
+        .trim()
+        .parse::<u64>()?;
+    Ok(kib << 10)
+}
+
+/// Sends `ids` as JSON records in requests of 10,000 on one no-auth stream and waits for
+/// their acknowledgement.
+#[cfg(target_os = "linux")]
+async fn send_distinct(sdk: &ZerobusSdk, ids: std::ops::Range<i64>) -> TestResult {
+    let mut stream = sdk
+        .stream_builder()
+        .table(TABLE)
+        .no_auth()
+        .json()
+        .build()
+        .await?;
+    let mut start = ids.start;
+    while start < ids.end {
+        let end = (start + 10_000).min(ids.end);
+        stream
+            .ingest_records_offset(id_name_records(start..end))
+            .await?;
+        start = end;
+    }
+    stream.flush().await?;
+    stream.close().await?;
+    Ok(())
+}
+
+/// The server's memory, read from its own process: once the duplicate window is full,
+/// 400,000 more distinct rows (Delta landing) and 400 token requests leave its resident
+/// set where it was (+4 MB measured). With an unbounded duplicate set (a window of 10^8)
+/// the same rows grew it by 24 MB; each kept token request once cost ~100 KB.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_resident_memory_stays_bounded_over_rows_and_tokens() -> TestResult {
+    use futures::{StreamExt, TryStreamExt};
+
+    const MIB: u64 = 1 << 20;
+    let cli = Cli::start(&["--no-auth", "--duplicate-window", "20000"], None).await?;
+    let pid = cli.child.id().ok_or("the server exited")?;
+    let sdk = cli.sdk()?;
+
+    // Warm up: the window fills, the Delta table and its writer exist.
+    send_distinct(&sdk, 0..100_000).await?;
+    let warm = rss_bytes(pid)?;
+    send_distinct(&sdk, 100_000..500_000).await?;
+    let after_rows = rss_bytes(pid)?;
+    assert!(
+        after_rows < warm + 12 * MIB,
+        "RSS grew from {} to {} MiB over 400,000 distinct rows",
+        warm / MIB,
+        after_rows / MIB
+    );
+
+    // Token requests (anyone may mint tokens without auth): nothing is kept for them.
+    let url = cli.value("unity_catalog_url:");
+    let requests = futures::stream::iter(0..400).map(|_| {
+        databricks_zerobus_ingest_sdk::DefaultTokenFactory::get_token(
+            &url, TABLE, "client", "secret", "127",
+        )
+    });
+    let tokens: Vec<_> = requests.buffer_unordered(8).try_collect().await?;
+    assert_eq!(tokens.len(), 400);
+    let after_tokens = rss_bytes(pid)?;
+    assert!(
+        after_tokens < after_rows + 12 * MIB,
+        "RSS grew from {} to {} MiB over 400 token requests",
+        after_rows / MIB,
+        after_tokens / MIB
+    );
+    cli.interrupt().await?;
+    Ok(())
+}
