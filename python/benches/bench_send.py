@@ -57,7 +57,7 @@ def mixed_parquet(rows: int) -> Path:
     frame = pl.select(
         small=(h(1) % 65_536).cast(pl.Int32).sub(32_768).cast(pl.Int16),
         count=nulls(2, (h(3) % 100_001).cast(pl.Int32)),
-        id=(h(4) >> 1).cast(pl.Int64),
+        id=(h(4) // 2).cast(pl.Int64),
         ratio=nulls(7, (h(8) % 1_000_000).cast(pl.Float32) / 1e3),
         amount=(h(9) % 10_000_000).cast(pl.Float64) / 1e2,
         flag=nulls(10, h(11) % 2 == 0),
