@@ -157,7 +157,7 @@ impl TableProvider for ExportedTable {
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let sink = self.0.insert_into(state, input, insert_op).await?;
-        MergedInputSink::new(sink)
+        MergedInputSink::wrap(sink)
     }
 }
 
@@ -171,7 +171,7 @@ struct MergedInputSink {
 }
 
 impl MergedInputSink {
-    fn new(sink: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn wrap(sink: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         let children: Vec<_> = sink.children().into_iter().cloned().collect();
         let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
         Self::replace(sink, children, options)
