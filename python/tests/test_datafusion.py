@@ -86,6 +86,31 @@ def test_insert_select_from_parquet_files(server, tmp_path):
     assert landed(server) == [row for row in expected if row[0] % 2 == 0]
 
 
+def test_a_parallel_query_with_joins_and_aggregates_lands_every_row(server, tmp_path):
+    """DataFusion plans the SELECT in parallel (hash repartitions, joins, aggregates) on its
+    own threads; the sink merges every partition."""
+    source = tmp_path / "facts"
+    source.mkdir()
+    for part in range(4):
+        ids = [i % 997 for i in range(part * 2500, part * 2500 + 2500)]
+        pq.write_table(pa.table({"k": ids, "v": [1] * len(ids)}), source / f"f{part}.parquet")
+    ctx = context(ZerobusTable(TABLE, SCHEMA, endpoint=server.endpoint, workers=2))
+    ctx.sql("SET datafusion.execution.target_partitions = 8").collect()
+    ctx.register_parquet("facts", str(source))
+    ctx.register_record_batches(
+        "labels", [[pa.record_batch({"k": list(range(997)), "label": [f"L{i}" for i in range(997)]})]]
+    )
+    sql = """INSERT INTO events
+        SELECT f.k, l.label || ':' || CAST(sum(f.v) AS VARCHAR)
+        FROM facts f JOIN labels l ON f.k = l.k GROUP BY f.k, l.label"""
+    explained = ctx.sql(f"EXPLAIN {sql}").collect()
+    plan = "\n".join(line for b in explained for line in b.column(1).to_pylist())
+    assert "MergePartitionsExec" in plan, plan
+    assert insert(ctx, sql) == 997
+    expected = [(k, f"L{k}:{sum(1 for i in range(10_000) if i % 997 == k)}") for k in range(997)]
+    assert landed(server) == expected
+
+
 def test_insert_select_from_a_registered_pyarrow_table(server):
     data = pa.table({"n": pa.array(range(5000), pa.int32()), "label": [f"x{i}" for i in range(5000)]})
     ctx = context(ZerobusTable(TABLE, SCHEMA, endpoint=server.endpoint))
