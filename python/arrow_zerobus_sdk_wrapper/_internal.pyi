@@ -9,13 +9,17 @@ import pyarrow as pa
 from .exceptions import ZerobusError
 
 __all__ = [
+    "DATAFUSION_FFI_MAJOR",
     "RawLocalZerobus",
     "RawWrapper",
+    "RawZerobusTable",
+    "RawZerobusTableFactory",
     "TransmissionResult",
     "WrapperConfiguration",
     "__version__",
 ]
 __version__: str
+DATAFUSION_FFI_MAJOR: int
 
 @final
 class WrapperConfiguration:
@@ -193,3 +197,37 @@ class RawLocalZerobus:
     def expire_tokens(self) -> None: ...
     def restart(self) -> None: ...
     def shutdown(self) -> None: ...
+
+@final
+class RawZerobusTable:
+    """The compiled table behind ``datafusion.ZerobusTable``."""
+
+    def __new__(
+        cls, table_name: str, schema: Any | None, options: dict[str, str]
+    ) -> RawZerobusTable: ...
+    def __datafusion_table_provider__(self, session: Any | None = None) -> object: ...
+    @property
+    def table_name(self) -> str: ...
+    @property
+    def schema(self) -> pa.Schema: ...
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def has_client_secret(self) -> bool: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def max_inflight_batches(self) -> int: ...
+    @property
+    def on_error(self) -> str: ...
+
+@final
+class RawZerobusTableFactory:
+    """The compiled factory behind ``datafusion.ZerobusTableFactory``."""
+
+    def __new__(cls, env: dict[str, str] | None = None) -> RawZerobusTableFactory: ...
+    def __datafusion_table_provider_factory__(self, codec: Any | None = None) -> object: ...

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use databricks_zerobus_ingest_sdk::schema::{arrow_schema_from_uc_schema, UcTableSchema};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::CreateExternalTable;
@@ -75,13 +75,15 @@ impl ZerobusTableProviderFactory {
     }
 }
 
-#[async_trait]
-impl TableProviderFactory for ZerobusTableProviderFactory {
-    async fn create(
-        &self,
-        _state: &dyn Session,
-        cmd: &CreateExternalTable,
-    ) -> Result<Arc<dyn TableProvider>> {
+impl ZerobusTableProviderFactory {
+    /// The table `cmd` declares. The same as [`TableProviderFactory::create`], which
+    /// needs no session: callable where none is at hand (on another runtime, across
+    /// DataFusion's FFI).
+    ///
+    /// # Errors
+    /// Not one `LOCATION`, `PARTITIONED BY` columns, an option that does not parse, a
+    /// schema read from Unity Catalog that cannot be, or one Zerobus cannot take.
+    pub async fn create_provider(&self, cmd: &CreateExternalTable) -> Result<ZerobusTableProvider> {
         let table = match cmd.locations.as_slice() {
             [one] => one.trim(),
             other => {
@@ -99,18 +101,20 @@ impl TableProviderFactory for ZerobusTableProviderFactory {
             ));
         }
         let options = TableOptions::parse(table, &cmd.options, |name| (self.env)(name))?;
-        let schema: SchemaRef = if cmd.schema.fields().is_empty() {
-            Arc::new(fetch_uc_schema(&options.config).await?)
-        } else {
-            Arc::new(cmd.schema.as_arrow().clone())
-        };
-        // A schema Zerobus cannot take (a TIME column, ...) is refused here rather than at
-        // the first INSERT.
-        crate::schema::TableSchema::try_new(Arc::clone(&schema), table)
-            .map_err(|e| DataFusionError::Plan(format!("Zerobus table {table}: {e}")))?;
-        Ok(Arc::new(
-            ZerobusTableProvider::new(schema, options.config).with_sink_options(options.sink),
-        ))
+        let schema =
+            (!cmd.schema.fields().is_empty()).then(|| Arc::new(cmd.schema.as_arrow().clone()));
+        ZerobusTableProvider::from_options(schema, options).await
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for ZerobusTableProviderFactory {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        Ok(Arc::new(self.create_provider(cmd).await?))
     }
 }
 

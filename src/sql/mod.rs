@@ -16,11 +16,14 @@
 //!   the key [`FACTORY_KEY`].
 //! - [`register`] / [`register_with`] / [`with_zerobus`]: the factory on a
 //!   `SessionContext` / `SessionStateBuilder` in one call.
+//! - [`ffi`]: the table and the factory for another library (datafusion-python) through
+//!   DataFusion's FFI.
 //!
 //! Failure handling ([`OnError`]), options and metrics: `docs/datafusion.md`.
 
 mod factory;
 mod failures;
+pub mod ffi;
 mod options;
 mod prepare;
 mod provider;

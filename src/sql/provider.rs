@@ -11,7 +11,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::options::SinkOptions;
+use super::options::{SinkOptions, TableOptions};
 use super::sink::ZerobusDataSink;
 use crate::config::WrapperConfiguration;
 
@@ -62,6 +62,25 @@ impl ZerobusTableProvider {
             config,
             options: SinkOptions::default(),
         }
+    }
+
+    /// The table `options` describe (its name is `options.config.table_name`), of
+    /// `schema`, or without one of the schema Unity Catalog has for it
+    /// ([`fetch_uc_schema`](super::fetch_uc_schema)). What `CREATE EXTERNAL TABLE ... STORED
+    /// AS ZEROBUS` makes, and the Python package's `ZerobusTable`.
+    ///
+    /// # Errors
+    /// The schema cannot be read from Unity Catalog, or has a column Zerobus cannot take
+    /// (a `TIME` column, ...): refused here rather than at the first INSERT.
+    pub async fn from_options(schema: Option<SchemaRef>, options: TableOptions) -> Result<Self> {
+        let schema = match schema {
+            Some(schema) => schema,
+            None => Arc::new(super::fetch_uc_schema(&options.config).await?),
+        };
+        let table = &options.config.table_name;
+        crate::schema::TableSchema::try_new(Arc::clone(&schema), table)
+            .map_err(|e| DataFusionError::Plan(format!("Zerobus table {table}: {e}")))?;
+        Ok(Self::new(schema, options.config).with_sink_options(options.sink))
     }
 
     /// The table's schema as declared (with its NOT NULL columns).
