@@ -30,6 +30,9 @@ use crate::write::{PartitionedZerobusTable, ZerobusCountSumExec, ZerobusWriteExe
 /// sink options. Everything else (other table providers, extension nodes, file formats,
 /// functions) goes to the inner codec, Ballista's by default.
 ///
+/// A Zerobus table decodes as a [`PartitionedZerobusTable`] (the scheduler plans the
+/// write as one task per input partition); either type encodes.
+///
 /// The client secret is never written: the decoding process reads it from
 /// `ZEROBUS_CLIENT_SECRET` in its environment (or the lookup given to
 /// [`with_env`](Self::with_env)) when the table has a client id.
@@ -39,9 +42,10 @@ pub struct ZerobusLogicalCodec {
     env: Env,
 }
 
-/// A [`PhysicalExtensionCodec`] for the `DataSinkExec` that writes into a Zerobus table
-/// (its [`ZerobusDataSink`]); every other node goes to the inner codec, Ballista's by
-/// default.
+/// A [`PhysicalExtensionCodec`] for the nodes that write into a Zerobus table:
+/// [`ZerobusWriteExec`], [`ZerobusCountSumExec`] and a `DataSinkExec` with a
+/// [`ZerobusDataSink`] (the single-process plan); every other node goes to the inner
+/// codec, Ballista's by default.
 ///
 /// A decoded sink takes its client secret from `ZEROBUS_CLIENT_SECRET` in the decoding
 /// process's environment (or the lookup given to [`with_env`](Self::with_env)); decoding
@@ -55,8 +59,8 @@ pub struct ZerobusPhysicalCodec {
 macro_rules! codec_common {
     ($codec:ident, $inner:ident, $ballista:ident, $kind:literal) => {
         impl $codec {
-            #[doc = concat!("A codec delegating everything but Zerobus tables to `inner`; the ")]
-            #[doc = concat!("client secret is read from the process environment.")]
+            /// A codec delegating everything but Zerobus nodes to `inner`; the client
+            /// secret is read from the process environment.
             pub fn new(inner: Arc<dyn $inner>) -> Self {
                 Self {
                     inner,
@@ -261,7 +265,7 @@ impl PhysicalExtensionCodec for ZerobusPhysicalCodec {
                 parts,
                 ..
             } => return Err(node::missing_secret_error(&parts.config)),
-            node::Decoded::Table { kind, parts, .. } => (kind, parts),
+            node::Decoded::Table { kind, parts, .. } => (kind, *parts),
         };
         let sink = Arc::new(ZerobusDataSink::new(
             parts.schema,

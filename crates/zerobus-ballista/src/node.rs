@@ -138,7 +138,7 @@ pub(crate) enum Decoded {
     /// none: a scheduler plans without it, an executor must refuse).
     Table {
         kind: Kind,
-        parts: TableParts,
+        parts: Box<TableParts>,
         missing_secret: bool,
     },
     /// A [`Kind::CountSum`] node.
@@ -190,11 +190,11 @@ pub(crate) fn decode(buf: &[u8], env: &Env) -> Result<Decoded> {
         .with_on_error(on_error);
     Ok(Decoded::Table {
         kind,
-        parts: TableParts {
+        parts: Box::new(TableParts {
             schema: Arc::new(schema),
             config,
             options,
-        },
+        }),
         missing_secret,
     })
 }
