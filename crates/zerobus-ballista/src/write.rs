@@ -15,6 +15,7 @@
 //! `workers` streams) on its own partition.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use arrow_zerobus_sdk_wrapper::sql::{ZerobusDataSink, ZerobusTableProvider};
@@ -51,6 +52,17 @@ fn count_schema() -> SchemaRef {
 fn count_batch(count: u64) -> Result<RecordBatch> {
     let column: ArrayRef = Arc::new(UInt64Array::from(vec![count]));
     Ok(RecordBatch::try_new(count_schema(), vec![column])?)
+}
+
+/// A stream of one `count` batch: what `count` resolves to.
+fn count_stream(
+    count: impl Future<Output = Result<u64>> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let stream = futures::stream::once(async move { count_batch(count.await?) });
+    Box::pin(RecordBatchStreamAdapter::new(
+        count_schema(),
+        stream.boxed(),
+    ))
 }
 
 fn properties(partitions: usize) -> Arc<PlanProperties> {
@@ -215,14 +227,9 @@ impl ExecutionPlan for ZerobusWriteExec {
     ) -> Result<SendableRecordBatchStream> {
         let data = self.input.execute(partition, Arc::clone(&context))?;
         let sink = Arc::clone(&self.sink);
-        let stream = futures::stream::once(async move {
-            let landed = sink.write_all(data, &context).await?;
-            count_batch(landed)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            count_schema(),
-            stream.boxed(),
-        )))
+        Ok(count_stream(
+            async move { sink.write_all(data, &context).await },
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -304,8 +311,8 @@ impl ExecutionPlan for ZerobusCountSumExec {
             )));
         }
         let counts = self.input.execute(0, context)?;
-        let stream = futures::stream::once(async move {
-            let total = counts
+        Ok(count_stream(async move {
+            counts
                 .try_fold(0u64, |total, batch| async move {
                     let column = batch
                         .columns()
@@ -318,12 +325,7 @@ impl ExecutionPlan for ZerobusCountSumExec {
                     })?;
                     Ok(total + column.iter().flatten().sum::<u64>())
                 })
-                .await?;
-            count_batch(total)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            count_schema(),
-            stream.boxed(),
-        )))
+                .await
+        }))
     }
 }
