@@ -402,7 +402,7 @@ fn provider() -> ZerobusTableProvider {
     ZerobusTableProvider::new(schema(), config).with_sink_options(options)
 }
 
-/// The options an executor's secret lookup answers with.
+/// An executor's environment: its own client secret, never the plan's.
 fn executor_env(name: &str) -> Option<String> {
     (name == "ZEROBUS_CLIENT_SECRET").then(|| "executor-secret".to_string())
 }
