@@ -70,6 +70,21 @@ impl ZerobusDataSink {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
+
+    /// The table's schema as declared (with its NOT NULL columns).
+    pub fn table_schema(&self) -> &SchemaRef {
+        &self.table_schema
+    }
+
+    /// The wrapper configuration.
+    pub fn config(&self) -> &WrapperConfiguration {
+        &self.config
+    }
+
+    /// The sink options.
+    pub fn sink_options(&self) -> &SinkOptions {
+        &self.options
+    }
 }
 
 /// `schema` with every top-level column nullable: DataFusion's own NOT NULL check (whose

@@ -1,0 +1,741 @@
+//! `INSERT INTO` a Zerobus table on a Ballista standalone cluster (a scheduler and an
+//! executor in this process, talking gRPC), against the local Zerobus server landing rows
+//! in Delta tables; and the codecs on their own (round trips, no secret in the bytes,
+//! fallback to the inner codec).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow_zerobus_sdk_wrapper::sql::{OnError, SinkOptions, ZerobusDataSink, ZerobusTableProvider};
+use arrow_zerobus_sdk_wrapper::{TransportKind, WrapperConfiguration};
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use datafusion::arrow::array::{
+    Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::{displayable, ExecutionPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::bytes::{
+    logical_plan_from_bytes_with_extension_codec, logical_plan_to_bytes_with_extension_codec,
+    physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{
+    DefaultPhysicalProtoConverter, PhysicalExtensionCodec, PhysicalProtoConverterExtension,
+};
+use zerobus_ballista::{
+    with_zerobus_env, PartitionedZerobusTable, ZerobusLogicalCodec, ZerobusPhysicalCodec,
+    ZerobusWriteExec,
+};
+use zerobus_local::{Auth, LocalZerobus};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// What the client's `CREATE EXTERNAL TABLE` says the secret is: wrong for the server, so
+/// a write that lands rows cannot have used it (the executor uses its own).
+const CLIENT_SIDE_SECRET: &str = "client-side-secret-never-in-a-plan";
+
+/// The table's columns.
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, true),
+    ]))
+}
+
+/// Rows `first..first + rows`: `name` is `n<id>` (`poison` every `poison_every` rows, if
+/// given), null every 7th row; `score` is `id / 4`.
+fn rows(first: i64, rows: usize, poison_every: Option<i64>) -> RecordBatch {
+    let ids: Vec<i64> = (first..first + rows as i64).collect();
+    let names: StringArray = ids
+        .iter()
+        .map(|id| match poison_every {
+            Some(every) if id % every == 0 => Some("poison".to_string()),
+            _ if id % 7 == 0 => None,
+            _ => Some(format!("n{id}")),
+        })
+        .collect();
+    let scores: Float64Array = ids.iter().map(|id| Some(*id as f64 / 4.0)).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(names),
+            Arc::new(scores),
+        ],
+    )
+    .expect("batch")
+}
+
+/// `files` Parquet files of `per_file` rows each in `dir` (ids from 0, in order); the
+/// first file's names are poisoned every `poison` rows, if given.
+fn write_parquet(dir: &std::path::Path, files: usize, per_file: usize, poison: Option<i64>) {
+    for file in 0..files {
+        let poison = poison.filter(|_| file == 0);
+        let batch = rows((file * per_file) as i64, per_file, poison);
+        let out = File::create(dir.join(format!("part-{file}.parquet"))).expect("file");
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+    }
+}
+
+/// A server with OAuth on (Delta landing in `dir`) and the table created up front.
+async fn server(dir: &std::path::Path, table: &str) -> LocalZerobus {
+    LocalZerobus::builder()
+        .data_dir(dir)
+        .auth(Auth::OAuth)
+        .table(table, schema())
+        .start()
+        .await
+        .expect("local server")
+}
+
+/// A client state with the `STORED AS ZEROBUS` factory and the codecs, whose secret
+/// lookup answers `secret` (as a process reads `ZEROBUS_CLIENT_SECRET` from its
+/// environment) and counts the questions in `asked`.
+fn state(secret: Option<String>, asked: Arc<AtomicUsize>) -> SessionState {
+    let config = with_zerobus_env(
+        SessionConfig::new_with_ballista().with_target_partitions(8),
+        move |name| {
+            asked.fetch_add(1, Ordering::SeqCst);
+            secret
+                .clone()
+                .filter(|_| name == zerobus_ballista::CLIENT_SECRET_VAR)
+        },
+    );
+    arrow_zerobus_sdk_wrapper::sql::with_zerobus(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features(),
+    )
+    .build()
+}
+
+/// The server's client secret.
+fn secret(server: &LocalZerobus) -> Option<String> {
+    use secrecy::ExposeSecret;
+    Some(server.client_secret().expose_secret().to_string())
+}
+
+/// On `ctx`: the source Parquet directory as `src` and the Zerobus table as `events`
+/// (with [`CLIENT_SIDE_SECRET`], `workers` streams per task).
+async fn create_tables(
+    ctx: &SessionContext,
+    server: &LocalZerobus,
+    table: &str,
+    source: &std::path::Path,
+    transport: TransportKind,
+    workers: usize,
+) -> DfResult<()> {
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+        source.display()
+    ))
+    .await?;
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE events (id BIGINT NOT NULL, name VARCHAR, score DOUBLE) \
+         STORED AS ZEROBUS LOCATION '{table}' OPTIONS ('endpoint' '{}', \
+         'unity_catalog_url' '{}', 'client_id' '{}', 'client_secret' '{CLIENT_SIDE_SECRET}', \
+         'transport' '{}', 'workers' '{workers}', 'retry_base_delay_ms' '10')",
+        server.endpoint(),
+        server.unity_catalog_url(),
+        server.client_id(),
+        transport.as_str(),
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A Ballista standalone cluster (scheduler and one executor in this process) and its
+/// client, with `src` and `events` (one worker stream per task).
+async fn ballista_context(
+    server: &LocalZerobus,
+    table: &str,
+    source: &std::path::Path,
+    transport: TransportKind,
+) -> DfResult<SessionContext> {
+    let state = state(secret(server), Arc::default());
+    let ctx = SessionContext::standalone_with_state(state).await?;
+    create_tables(&ctx, server, table, source, transport, 1).await?;
+    Ok(ctx)
+}
+
+/// The single `count` of an INSERT's result.
+fn count(batches: &[RecordBatch]) -> u64 {
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+        .value(0)
+}
+
+/// The landed rows sorted by id.
+async fn landed(server: &LocalZerobus, table: &str) -> RecordBatch {
+    let batch = server.read_table(table).await.expect("read table");
+    let id = batch.column_by_name("id").expect("id column");
+    let order = sort_to_indices(id, None, None).expect("sort");
+    take_record_batch(&batch, &order).expect("take")
+}
+
+/// Every row of `expected` landed exactly once with its values (`landed` sorted by id).
+fn assert_same_rows(landed: &RecordBatch, expected: &[RecordBatch]) {
+    let expected = datafusion::arrow::compute::concat_batches(&schema(), expected).expect("concat");
+    assert_eq!(landed.num_rows(), expected.num_rows(), "row count");
+    let ids = landed
+        .column_by_name("id")
+        .expect("id")
+        .as_primitive::<Int64Type>();
+    let names = landed
+        .column_by_name("name")
+        .expect("name")
+        .as_string::<i32>();
+    let scores = landed
+        .column_by_name("score")
+        .expect("score")
+        .as_primitive::<Float64Type>();
+    let want_ids = expected.column(0).as_primitive::<Int64Type>();
+    let want_names = expected.column(1).as_string::<i32>();
+    let want_scores = expected.column(2).as_primitive::<Float64Type>();
+    for row in 0..expected.num_rows() {
+        assert_eq!(ids.value(row), want_ids.value(row), "id of row {row}");
+        let id = ids.value(row);
+        assert_eq!(
+            names.is_null(row),
+            want_names.is_null(row),
+            "name of id {id}"
+        );
+        if !want_names.is_null(row) {
+            assert_eq!(names.value(row), want_names.value(row), "name of id {id}");
+        }
+        assert_eq!(
+            scores.value(row),
+            want_scores.value(row),
+            "score of id {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn insert_select_from_parquet_lands_every_row_from_the_executor_over_both_transports(
+) -> TestResult {
+    for (n, transport) in [TransportKind::Protobuf, TransportKind::ArrowFlight]
+        .into_iter()
+        .enumerate()
+    {
+        let table = format!("cat.sch.events{n}");
+        let source = tempfile::tempdir()?;
+        let data = tempfile::tempdir()?;
+        write_parquet(source.path(), 4, 2_500, None);
+        let server = server(data.path(), &table).await;
+        let ctx = ballista_context(&server, &table, source.path(), transport).await?;
+
+        let result = ctx
+            .sql("INSERT INTO events SELECT id, name, score FROM src")
+            .await?
+            .collect()
+            .await?;
+
+        assert_eq!(count(&result), 10_000, "{transport:?}");
+        let expected: Vec<RecordBatch> = (0..4).map(|f| rows(f * 2_500, 2_500, None)).collect();
+        assert_same_rows(&landed(&server, &table).await, &expected);
+        let counters = server.counters(&table);
+        // The client's secret is wrong: the rows came from the executor, whose decoded
+        // sink took the secret from its own environment. One write task per source
+        // partition (DataFusion groups the 4 files into 3 or 4), each with its own
+        // stream (`workers` 1: a single DataSinkExec would have opened one).
+        assert!(
+            (2..=4).contains(&counters.streams_opened),
+            "{transport:?}: {counters:?}"
+        );
+        assert_eq!(counters.duplicates, 0, "{transport:?}: {counters:?}");
+        assert!(server.tokens_issued() >= 1);
+        server.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_failing_on_the_executor_fail_the_insert_with_their_count_and_reason() -> TestResult {
+    let table = "cat.sch.refusing";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    // 3 files of 1,000 rows; in the first, ids divisible by 250 are named "poison".
+    write_parquet(source.path(), 3, 1_000, Some(250));
+    let server = server(data.path(), table).await;
+    server
+        .faults(table)
+        .reject_records_containing(Some(b"poison".to_vec()));
+    let ctx = ballista_context(&server, table, source.path(), TransportKind::Protobuf).await?;
+
+    let error = ctx
+        .sql("INSERT INTO events SELECT id, name, score FROM src")
+        .await?
+        .collect()
+        .await
+        .expect_err("refused rows fail the INSERT");
+
+    // The failing task's own account: its good rows landed (996, plus 1,000 if its
+    // partition holds a second file), its refused rows counted and grouped by reason.
+    let message = error.to_string();
+    assert!(
+        ["996", "1996", "2996"]
+            .iter()
+            .any(|landed| message.contains(&format!(
+                "INSERT into Zerobus table {table}: {landed} row(s) landed, 4 row(s) failed: \
+             4 × TransmissionError"
+            ))),
+        "{message}"
+    );
+    assert!(message.contains("rejected by the server"), "{message}");
+    // Every good row of the failing partition landed, no poison row did; the other
+    // partitions' tasks may have finished or been cancelled when the job failed.
+    let landed = landed(&server, table).await;
+    let ids: BTreeSet<i64> = landed
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .values()
+        .iter()
+        .copied()
+        .collect();
+    let poison: BTreeSet<i64> = [0, 250, 500, 750].into();
+    assert!(ids.is_disjoint(&poison), "a refused row landed");
+    assert!((0..1_000)
+        .filter(|id| !poison.contains(id))
+        .all(|id| ids.contains(&id)));
+    assert!(ids.iter().all(|id| (0..3_000).contains(id)));
+    let counters = server.counters(table);
+    assert_eq!(
+        landed.num_rows() as u64,
+        ids.len() as u64 + counters.duplicates,
+        "a row landing twice is a duplicate the server counted: {counters:?}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_executors_both_write_partitions_and_the_counts_add_up() -> TestResult {
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    let table = "cat.sch.spread";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    write_parquet(source.path(), 8, 500, None);
+    let server = server(data.path(), table).await;
+
+    // A scheduler without the secret, and two executors with one task slot each, each
+    // counting the secret look-ups of its codecs: one per write task it decodes.
+    let scheduler_state = state(None, Arc::default());
+    let address =
+        ballista_scheduler::standalone::new_standalone_scheduler_from_state(&scheduler_state)
+            .await?;
+    let asked: [Arc<AtomicUsize>; 2] = Default::default();
+    for executor in &asked {
+        let scheduler =
+            SchedulerGrpcClient::connect(format!("http://localhost:{}", address.port())).await?;
+        let state = state(secret(&server), Arc::clone(executor));
+        ballista_executor::new_standalone_executor_from_state(scheduler, 1, &state).await?;
+    }
+    let ctx = SessionContext::remote_with_state(
+        &format!("df://localhost:{}", address.port()),
+        scheduler_state,
+    )
+    .await?;
+    create_tables(
+        &ctx,
+        &server,
+        table,
+        source.path(),
+        TransportKind::Protobuf,
+        1,
+    )
+    .await?;
+
+    let result = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+
+    assert_eq!(count(&result), 4_000);
+    let expected: Vec<RecordBatch> = (0..8).map(|f| rows(f * 500, 500, None)).collect();
+    assert_same_rows(&landed(&server, table).await, &expected);
+    let counters = server.counters(table);
+    // One stream per write task (DataFusion groups the 8 files into up to 8 partitions).
+    assert!((2..=8).contains(&counters.streams_opened), "{counters:?}");
+    let asked = asked.map(|a| a.load(Ordering::SeqCst));
+    assert!(
+        asked.iter().all(|n| *n > 0),
+        "both executors ran write tasks: {asked:?}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A provider and configuration with every serialized field away from its default, and a
+/// secret.
+fn provider() -> ZerobusTableProvider {
+    let config = WrapperConfiguration::new("https://zerobus.example.com", "cat.sch.events")
+        .with_unity_catalog("https://workspace.example.com")
+        .with_credentials("client-1", CLIENT_SIDE_SECRET)
+        .with_transport(TransportKind::ArrowFlight)
+        .with_retry_config(3, 20, 400)
+        .with_multiplexed_streams(3)
+        .with_max_request_bytes(4096);
+    let options = SinkOptions::default()
+        .with_workers(3)
+        .with_max_inflight_batches(7)
+        .with_on_error(OnError::Quarantine("/var/quarantine".into()));
+    ZerobusTableProvider::new(schema(), config).with_sink_options(options)
+}
+
+/// An executor's environment: its own client secret, never the plan's.
+fn executor_env(name: &str) -> Option<String> {
+    (name == "ZEROBUS_CLIENT_SECRET").then(|| "executor-secret".to_string())
+}
+
+fn assert_same_table(
+    schema: &SchemaRef,
+    config: &WrapperConfiguration,
+    options: &SinkOptions,
+    want: &ZerobusTableProvider,
+) {
+    assert_eq!(
+        schema,
+        want.table_schema(),
+        "declared schema, NOT NULL kept"
+    );
+    assert_eq!(options, want.sink_options());
+    let (got, want) = (config, want.config());
+    assert_eq!(got.table_name(), want.table_name());
+    assert_eq!(got.zerobus_endpoint(), want.zerobus_endpoint());
+    assert_eq!(got.unity_catalog_url(), want.unity_catalog_url());
+    assert_eq!(got.client_id(), want.client_id());
+    assert_eq!(got.transport(), want.transport());
+    assert_eq!(got.multiplexed_streams(), want.multiplexed_streams());
+    assert_eq!(got.max_request_bytes(), want.max_request_bytes());
+    assert_eq!(
+        (
+            got.retry_max_attempts(),
+            got.retry_base_delay_ms(),
+            got.retry_max_delay_ms()
+        ),
+        (3, 20, 400)
+    );
+    // The secret is the decoding process's own, never the plan's.
+    assert_eq!(got.client_secret_str(), Some("executor-secret"));
+}
+
+/// A plain (single-process) context with `events` = [`provider`] and `src` a directory
+/// of two Parquet files (two partitions), which lives as long as the returned directory.
+async fn plain_context() -> DfResult<(SessionContext, tempfile::TempDir)> {
+    let source = tempfile::tempdir()?;
+    write_parquet(source.path(), 2, 5, None);
+    let ctx = SessionContext::new();
+    ctx.register_table("events", Arc::new(provider()))?;
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+        source.path().display()
+    ))
+    .await?;
+    Ok((ctx, source))
+}
+
+#[tokio::test]
+async fn the_insert_plans_round_trip_through_the_codecs_without_the_secret() -> TestResult {
+    let (ctx, _source) = plain_context().await?;
+    let insert = ctx.sql("INSERT INTO events SELECT * FROM src").await?;
+    let task_ctx = ctx.task_ctx();
+
+    // Logical: the DML target goes through `try_encode_table_provider`.
+    let logical = ZerobusLogicalCodec::default().with_env(executor_env);
+    let bytes = logical_plan_to_bytes_with_extension_codec(insert.logical_plan(), &logical)?;
+    assert!(
+        !contains(&bytes, CLIENT_SIDE_SECRET.as_bytes()),
+        "secret in the logical plan"
+    );
+    let decoded = logical_plan_from_bytes_with_extension_codec(&bytes, &task_ctx, &logical)?;
+    let LogicalPlan::Dml(dml) = &decoded else {
+        panic!("not a DML plan: {decoded}")
+    };
+    let target = datafusion::datasource::source_as_provider(&dml.target)?;
+    // A scheduler decodes the table that writes each partition in its own task.
+    let table = target
+        .downcast_ref::<PartitionedZerobusTable>()
+        .expect("a partitioned Zerobus table")
+        .table();
+    assert_same_table(
+        table.table_schema(),
+        table.config(),
+        table.sink_options(),
+        &provider(),
+    );
+
+    // Physical, single-process shape: the DataSinkExec through the physical codec, its
+    // input natively.
+    let plan = insert.create_physical_plan().await?;
+    let decoded = physical_round_trip(&plan, &task_ctx)?;
+    let sink = decoded
+        .downcast_ref::<DataSinkExec>()
+        .expect("a DataSinkExec")
+        .sink()
+        .downcast_ref::<ZerobusDataSink>()
+        .expect("a Zerobus sink");
+    assert_same_table(
+        sink.table_schema(),
+        sink.config(),
+        sink.sink_options(),
+        &provider(),
+    );
+
+    // Physical, Ballista shape: ZerobusCountSumExec over ZerobusWriteExec.
+    ctx.register_table(
+        "partitioned",
+        Arc::new(PartitionedZerobusTable::new(provider())),
+    )?;
+    let insert = ctx.sql("INSERT INTO partitioned SELECT * FROM src").await?;
+    let plan = insert.create_physical_plan().await?;
+    let shown = displayable(plan.as_ref()).indent(true).to_string();
+    assert!(
+        shown.starts_with("ZerobusCountSumExec\n  CoalescePartitionsExec\n    ZerobusWriteExec"),
+        "{shown}"
+    );
+    let decoded = physical_round_trip(&plan, &task_ctx)?;
+    let write = decoded.children()[0].children()[0]
+        .downcast_ref::<ZerobusWriteExec>()
+        .expect("a ZerobusWriteExec");
+    assert_eq!(
+        write.properties().partitioning.partition_count(),
+        2,
+        "one task per partition"
+    );
+    let sink = write.sink();
+    assert_same_table(
+        sink.table_schema(),
+        sink.config(),
+        sink.sink_options(),
+        &provider(),
+    );
+
+    // What EXPLAIN and logs print holds no secret either.
+    let shown = format!(
+        "{}\n{:?}\n{:?}\n{:?}",
+        displayable(decoded.as_ref()).indent(true),
+        sink,
+        table,
+        ZerobusPhysicalCodec::default().with_env(executor_env),
+    );
+    for secret in [CLIENT_SIDE_SECRET, "executor-secret"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let explain = ctx
+        .sql("EXPLAIN INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+    let explain = datafusion::arrow::util::pretty::pretty_format_batches(&explain)?.to_string();
+    assert!(
+        explain.contains("ZerobusSink: table=cat.sch.events"),
+        "{explain}"
+    );
+    assert!(!explain.contains(CLIENT_SIDE_SECRET), "{explain}");
+    Ok(())
+}
+
+/// `plan` encoded with the physical codec (checked to hold no secret), decoded with it as
+/// an executor with its own secret, and checked to print as the same plan.
+fn physical_round_trip(
+    plan: &Arc<dyn ExecutionPlan>,
+    task_ctx: &TaskContext,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let physical = ZerobusPhysicalCodec::default().with_env(executor_env);
+    let bytes = physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &physical)?;
+    assert!(
+        !contains(&bytes, CLIENT_SIDE_SECRET.as_bytes()),
+        "secret in the physical plan"
+    );
+    let decoded = physical_plan_from_bytes_with_extension_codec(&bytes, task_ctx, &physical)?;
+    assert_eq!(
+        displayable(plan.as_ref()).indent(true).to_string(),
+        displayable(decoded.as_ref()).indent(true).to_string(),
+        "the decoded plan is the same plan"
+    );
+    Ok(decoded)
+}
+
+#[tokio::test]
+async fn an_executor_without_the_secret_refuses_the_sink_naming_the_variable() -> TestResult {
+    let (ctx, _source) = plain_context().await?;
+    let plan = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .create_physical_plan()
+        .await?;
+    let codec = ZerobusPhysicalCodec::default().with_env(|_| None);
+    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &codec)?;
+    let error = physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec)
+        .expect_err("no secret");
+    let message = error.to_string();
+    assert!(
+        message.contains("cat.sch.events")
+            && message.contains("client-1")
+            && message.contains("ZEROBUS_CLIENT_SECRET"),
+        "{message}"
+    );
+    // The scheduler's logical codec plans without it.
+    let provider: Arc<dyn TableProvider> = Arc::new(provider());
+    let logical = ZerobusLogicalCodec::default().with_env(|_| None);
+    let reference = TableReference::bare("events");
+    let mut buf = Vec::new();
+    logical.try_encode_table_provider(&reference, Arc::clone(&provider), &mut buf)?;
+    let decoded =
+        logical.try_decode_table_provider(&buf, &reference, provider.schema(), &ctx.task_ctx())?;
+    let decoded = decoded
+        .downcast_ref::<PartitionedZerobusTable>()
+        .expect("Zerobus");
+    assert_eq!(decoded.table().config().client_secret_str(), None);
+    // Damaged bytes are an error, not a panic.
+    let cut = &buf[..buf.len() - 3];
+    let error = logical
+        .try_decode_table_provider(cut, &reference, provider.schema(), &ctx.task_ctx())
+        .expect_err("truncated node");
+    assert!(
+        error.to_string().contains("invalid Zerobus table node"),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// An inner codec that answers every call with its own marker and counts the calls.
+#[derive(Debug, Default)]
+struct Inner {
+    calls: AtomicUsize,
+}
+
+const INNER: &[u8] = b"inner-codec";
+
+impl Inner {
+    fn called(&self) -> DfResult<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn check(&self, buf: &[u8]) -> DfResult<()> {
+        self.called()?;
+        if buf == INNER {
+            Ok(())
+        } else {
+            Err(DataFusionError::Internal(format!(
+                "not the inner codec's bytes: {buf:?}"
+            )))
+        }
+    }
+}
+
+impl LogicalExtensionCodec for Inner {
+    fn try_decode(&self, buf: &[u8], _: &[LogicalPlan], _: &TaskContext) -> DfResult<Extension> {
+        self.check(buf)?;
+        Err(DataFusionError::NotImplemented("inner extension".into()))
+    }
+    fn try_encode(&self, _: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        buf.extend_from_slice(INNER);
+        self.called()
+    }
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        _: &TableReference,
+        schema: SchemaRef,
+        _: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        self.check(buf)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+    }
+    fn try_encode_table_provider(
+        &self,
+        _: &TableReference,
+        _: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        buf.extend_from_slice(INNER);
+        self.called()
+    }
+}
+
+impl PhysicalExtensionCodec for Inner {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        _: &[Arc<dyn ExecutionPlan>],
+        _: &TaskContext,
+        _: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.check(buf)?;
+        Ok(Arc::new(EmptyExec::new(schema())))
+    }
+    fn try_encode(
+        &self,
+        _: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        buf.extend_from_slice(INNER);
+        self.called()
+    }
+}
+
+#[test]
+fn other_providers_and_nodes_go_to_the_inner_codecs() -> TestResult {
+    let task_ctx = TaskContext::default();
+    let inner = Arc::new(Inner::default());
+    let logical = ZerobusLogicalCodec::new(Arc::clone(&inner) as Arc<dyn LogicalExtensionCodec>);
+    let reference = TableReference::bare("other");
+    let other: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema(), vec![vec![]])?);
+    let mut buf = Vec::new();
+    logical.try_encode_table_provider(&reference, other, &mut buf)?;
+    assert_eq!(buf, INNER);
+    let decoded = logical.try_decode_table_provider(&buf, &reference, schema(), &task_ctx)?;
+    assert!(decoded.downcast_ref::<MemTable>().is_some());
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+
+    let physical = ZerobusPhysicalCodec::new(Arc::clone(&inner) as Arc<dyn PhysicalExtensionCodec>);
+    let converter = DefaultPhysicalProtoConverter {};
+    let plan: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(schema()));
+    let mut buf = Vec::new();
+    physical.try_encode(plan, &mut buf, &converter)?;
+    assert_eq!(buf, INNER);
+    let decoded = physical.try_decode(&buf, &[], &task_ctx, &converter)?;
+    assert!(
+        decoded.downcast_ref::<EmptyExec>().is_some(),
+        "decoded by the inner codec"
+    );
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 4);
+
+    // Registering twice wraps the codecs once.
+    let twice =
+        zerobus_ballista::with_zerobus(zerobus_ballista::with_zerobus(SessionConfig::new()));
+    let codec = twice.ballista_physical_extension_codec();
+    let ours = (codec.as_ref() as &dyn std::any::Any)
+        .downcast_ref::<ZerobusPhysicalCodec>()
+        .expect("ours outside");
+    assert!((ours.inner().as_ref() as &dyn std::any::Any)
+        .downcast_ref::<ZerobusPhysicalCodec>()
+        .is_none());
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
