@@ -1,0 +1,405 @@
+//! `zerobus ingest FILES... --table NAME`.
+//!
+//! A reader thread reads the files one after the other, batch by batch, into a channel of
+//! two batches; the async side submits each batch to the wrapper
+//! ([`ZerobusWrapper::submit_batch`]) and keeps at most `--max-inflight` batches waiting
+//! for their acknowledgements. Memory therefore stays bounded by a few batches whatever
+//! the size of the input, and reading overlaps encoding and sending.
+//!
+//! Every row read ends acknowledged or failed with its reason (counted, and with
+//! `--quarantine` written to a file). A batch in which every row failed for a reason
+//! other than its values (authentication, connection, a table that refuses the schema)
+//! stops the ingest: the next batches would fail the same way.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_zerobus_sdk_wrapper::encode::RowEncoder;
+use arrow_zerobus_sdk_wrapper::schema::TableSchema;
+use arrow_zerobus_sdk_wrapper::{TransmissionResult, ZerobusError, ZerobusWrapper};
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::connection::ConnectionArgs;
+use crate::error::{CliError, CliResult};
+use crate::input::{discover, InputFile, ReadOptions, Reading};
+use crate::progress::Progress;
+use crate::quarantine::Quarantine;
+use crate::summary::Summary;
+
+/// `zerobus ingest`.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  zerobus ingest events.parquet --table main.demo.events --endpoint http://127.0.0.1:50051
+  zerobus ingest 'data/2024-*.csv' data/extra/ --table main.demo.events \\
+      --endpoint https://1234.zerobus.us-west-2.cloud.databricks.com \\
+      --unity-catalog-url https://my-workspace.cloud.databricks.com --quarantine failed/
+  zerobus ingest events.ndjson --table main.demo.events --dry-run
+  zerobus ingest dump.bin --format arrows --table main.demo.events --config zerobus.yaml --json
+
+Exit codes: 0 every row landed, 1 nothing landed, 3 some rows landed and some did not
+(see the summary, and the files of --quarantine).")]
+pub struct IngestArgs {
+    /// Input files, globs ('data/*.parquet') or directories (their Parquet, CSV, JSON and
+    /// Arrow files, recursively).
+    #[arg(required = true, value_name = "FILES")]
+    files: Vec<String>,
+
+    /// The Zerobus table, catalog.schema.table.
+    #[arg(long, short = 't', value_name = "NAME")]
+    table: String,
+
+    #[command(flatten)]
+    read: ReadOptions,
+
+    /// Check the schema mapping and encode every row, send nothing (no endpoint needed).
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Write the rows that did not land, with their error, to Arrow IPC files in DIR
+    /// (<input stem>.failed.arrows).
+    #[arg(long, value_name = "DIR")]
+    quarantine: Option<PathBuf>,
+
+    /// Batches sent and not yet acknowledged, at most.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..1025))]
+    max_inflight: u64,
+
+    /// No progress and no summary (errors still go to stderr; see the exit code).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    progress_interval: f64,
+
+    #[command(flatten)]
+    connection: ConnectionArgs,
+}
+
+/// Runs `zerobus ingest` and prints its summary; the exit code of [`Summary::exit_code`].
+pub async fn run(args: IngestArgs) -> ExitCode {
+    let mut summary = Summary::new(&args.table, args.dry_run);
+    if let Err(error) = ingest(&args, &mut summary).await {
+        summary.errors.push(error.to_string());
+    }
+    summary.finish();
+    if args.json {
+        println!("{}", summary.json());
+    } else if !args.quiet {
+        print!("{}", summary.text());
+    }
+    if args.quiet || args.json {
+        for line in summary.failure_lines() {
+            eprintln!("zerobus: {line}");
+        }
+    }
+    ExitCode::from(summary.exit_code())
+}
+
+/// What the reader thread sends.
+enum Read {
+    /// Rows `first_row..` of input file `file`; `bytes`: bytes of all files read so far.
+    Batch {
+        file: usize,
+        first_row: u64,
+        batch: RecordBatch,
+        bytes: u64,
+    },
+    /// An input file could not be read (further): the message names it.
+    Failed { error: String },
+}
+
+/// A batch waiting for its outcome.
+struct InFlight {
+    file: usize,
+    first_row: u64,
+    batch: RecordBatch,
+    outcome: Outcome,
+}
+
+type Outcome = Pin<Box<dyn Future<Output = TransmissionResult> + Send>>;
+
+async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
+    let files = discover(&args.files, args.read.format)?;
+    summary.files = files.len();
+    let mut target = Target::new(args).await?;
+    let mut quarantine = args
+        .quarantine
+        .as_deref()
+        .map(Quarantine::new)
+        .transpose()?;
+    let total_bytes = files.iter().map(|f| f.size).sum();
+    let interval = Duration::from_secs_f64(args.progress_interval.max(0.0));
+    let mut progress = Progress::new(total_bytes, args.quiet || args.json, interval);
+
+    let (sender, mut receiver) = mpsc::channel(2);
+    let reader = {
+        let files = files.clone();
+        let options = args.read.clone();
+        std::thread::spawn(move || read_files(&files, &options, &sender))
+    };
+    let max_inflight = usize::try_from(args.max_inflight).unwrap_or(1);
+    let mut window: VecDeque<InFlight> = VecDeque::new();
+    let mut stopped = None;
+    while let Some(read) = receiver.recv().await {
+        match read {
+            Read::Batch {
+                file,
+                first_row,
+                batch,
+                bytes,
+            } => {
+                summary.rows_read += batch.num_rows() as u64;
+                summary.bytes_read = bytes;
+                let outcome = target.submit(&batch).await;
+                if !matches!(outcome, Submitted::Refused(_)) {
+                    summary.rows_sent += batch.num_rows() as u64;
+                }
+                window.push_back(InFlight {
+                    file,
+                    first_row,
+                    outcome: outcome.into_future(batch.num_rows()),
+                    batch,
+                });
+            }
+            Read::Failed { error } => summary.errors.push(error),
+        }
+        while window.len() >= max_inflight && stopped.is_none() {
+            if let Some(flight) = window.pop_front() {
+                let result = flight.outcome.await;
+                stopped = settle(
+                    &files,
+                    flight.file,
+                    flight.first_row,
+                    &flight.batch,
+                    &result,
+                    summary,
+                    &mut quarantine,
+                )?;
+            }
+        }
+        progress.update(summary);
+        if stopped.is_some() {
+            break;
+        }
+    }
+    // Stops the reader (its next send fails) and settles what is in flight.
+    drop(receiver);
+    for flight in window {
+        let result = flight.outcome.await;
+        settle(
+            &files,
+            flight.file,
+            flight.first_row,
+            &flight.batch,
+            &result,
+            summary,
+            &mut quarantine,
+        )?;
+    }
+    progress.update(summary);
+    progress.finish();
+    if let Err(e) = target.shutdown().await {
+        summary.errors.push(e.to_string());
+    }
+    if reader.join().is_err() {
+        summary
+            .errors
+            .push("the file reader stopped unexpectedly".to_string());
+    }
+    if let Some(quarantine) = quarantine {
+        summary.quarantine_files = quarantine.finish()?;
+    }
+    if let Some(reason) = stopped {
+        summary.errors.push(reason);
+    }
+    Ok(())
+}
+
+/// Counts (and quarantines) the outcome of the rows `first_row..` of input `file`;
+/// `Some(reason)` if the ingest must stop (every row failed, not for its values).
+fn settle(
+    files: &[InputFile],
+    file: usize,
+    first_row: u64,
+    batch: &RecordBatch,
+    result: &TransmissionResult,
+    summary: &mut Summary,
+    quarantine: &mut Option<Quarantine>,
+) -> CliResult<Option<String>> {
+    let input = &files[file];
+    summary.record(&input.name(), first_row, result);
+    if let Some(quarantine) = quarantine {
+        quarantine.write(file, &input.path, first_row, batch, result)?;
+    }
+    let stop = result.successful_count == 0
+        && result.failed_count > 0
+        && result
+            .failed_rows
+            .iter()
+            .all(|(_, e)| e.conversion_failure().is_none());
+    Ok(stop.then(|| {
+        let error = &result.failed_rows[0].1;
+        format!(
+            "stopped after {} rows read: every row of {} rows {}..{} failed: {error}",
+            summary.rows_read,
+            input.name(),
+            first_row,
+            first_row + batch.num_rows() as u64
+        )
+    }))
+}
+
+/// Reads `files` in order into `sender`, until the end or until the receiver is gone.
+fn read_files(files: &[InputFile], options: &ReadOptions, sender: &mpsc::Sender<Read>) {
+    let mut before = 0;
+    for (index, file) in files.iter().enumerate() {
+        let failed = |error: String| Read::Failed { error };
+        let mut reading = match Reading::open(file, options) {
+            Ok(reading) => reading,
+            Err(e) => {
+                if sender.blocking_send(failed(e.to_string())).is_err() {
+                    return;
+                }
+                before += file.size;
+                continue;
+            }
+        };
+        let mut first_row = 0;
+        while let Some(next) = reading.next_batch() {
+            let read = match next {
+                Ok((batch, position)) => {
+                    let rows = batch.num_rows() as u64;
+                    let read = Read::Batch {
+                        file: index,
+                        first_row,
+                        batch,
+                        bytes: before + position,
+                    };
+                    first_row += rows;
+                    read
+                }
+                Err(e) => failed(format!(
+                    "{}: after row {first_row}: {e} (the rest of the file was not read)",
+                    file.name()
+                )),
+            };
+            let end = matches!(read, Read::Failed { .. });
+            if sender.blocking_send(read).is_err() {
+                return;
+            }
+            if end {
+                break;
+            }
+        }
+        before += file.size;
+    }
+}
+
+/// Where batches go: the wrapper, or (`--dry-run`) the encoder alone.
+enum Target {
+    Wrapper(ZerobusWrapper),
+    DryRun {
+        table: String,
+        max_record_size: Option<usize>,
+        encoders: HashMap<SchemaRef, RowEncoder>,
+    },
+}
+
+/// What became of a submitted batch.
+enum Submitted {
+    /// On its way: its outcome comes later.
+    Queued(Outcome),
+    /// Known at once (dry run).
+    Done(TransmissionResult),
+    /// Refused as a whole (a schema Zerobus cannot take): every row failed with it.
+    Refused(ZerobusError),
+}
+
+impl Submitted {
+    fn into_future(self, rows: usize) -> Outcome {
+        match self {
+            Self::Queued(outcome) => outcome,
+            Self::Done(result) => Box::pin(std::future::ready(result)),
+            Self::Refused(error) => Box::pin(std::future::ready(
+                TransmissionResult::batch_failure(rows, error, 0, None),
+            )),
+        }
+    }
+}
+
+impl Target {
+    async fn new(args: &IngestArgs) -> CliResult<Self> {
+        if args.dry_run {
+            return Ok(Self::DryRun {
+                table: args.table.clone(),
+                max_record_size: args.connection.max_record_size_bytes,
+                encoders: HashMap::new(),
+            });
+        }
+        let config = args.connection.configuration(&args.table)?;
+        let wrapper = ZerobusWrapper::new(config)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
+        Ok(Self::Wrapper(wrapper))
+    }
+
+    async fn submit(&mut self, batch: &RecordBatch) -> Submitted {
+        match self {
+            Self::Wrapper(wrapper) => match wrapper.submit_batch(batch.clone()).await {
+                Ok(pending) => Submitted::Queued(Box::pin(pending)),
+                Err(error) => Submitted::Refused(error),
+            },
+            Self::DryRun {
+                table,
+                max_record_size,
+                encoders,
+            } => {
+                let encoder = match encoders.get(batch.schema_ref()) {
+                    Some(encoder) => encoder,
+                    None => match TableSchema::try_new(batch.schema(), table) {
+                        Ok(schema) => {
+                            let mut encoder = RowEncoder::new(Arc::new(schema));
+                            if let Some(bytes) = max_record_size {
+                                encoder = encoder.with_max_record_size(*bytes);
+                            }
+                            encoders.entry(batch.schema()).or_insert(encoder)
+                        }
+                        Err(error) => return Submitted::Refused(error),
+                    },
+                };
+                match encoder.encode(batch) {
+                    Ok(encoded) => Submitted::Done(TransmissionResult::from_row_outcomes(
+                        batch.num_rows(),
+                        encoded.row_errors(),
+                        0,
+                        None,
+                        encoded.encoded_len(),
+                    )),
+                    Err(error) => Submitted::Refused(error),
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), ZerobusError> {
+        match self {
+            Self::Wrapper(wrapper) => wrapper.shutdown().await,
+            Self::DryRun { .. } => Ok(()),
+        }
+    }
+}
