@@ -154,6 +154,11 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     };
     let max_inflight = usize::try_from(args.max_inflight).unwrap_or(1);
     let mut window: VecDeque<InFlight> = VecDeque::new();
+    let mut ledger = Ledger {
+        files: &files,
+        summary,
+        quarantine: &mut quarantine,
+    };
     let mut stopped = None;
     while let Some(read) = receiver.recv().await {
         match read {
@@ -163,11 +168,11 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                 batch,
                 bytes,
             } => {
-                summary.rows_read += batch.num_rows() as u64;
-                summary.bytes_read = bytes;
+                ledger.summary.rows_read += batch.num_rows() as u64;
+                ledger.summary.bytes_read = bytes;
                 let outcome = target.submit(&batch).await;
                 if !matches!(outcome, Submitted::Refused(_)) {
-                    summary.rows_sent += batch.num_rows() as u64;
+                    ledger.summary.rows_sent += batch.num_rows() as u64;
                 }
                 window.push_back(InFlight {
                     file,
@@ -176,23 +181,14 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                     batch,
                 });
             }
-            Read::Failed { error } => summary.errors.push(error),
+            Read::Failed { error } => ledger.summary.errors.push(error),
         }
         while window.len() >= max_inflight && stopped.is_none() {
             if let Some(flight) = window.pop_front() {
-                let result = flight.outcome.await;
-                stopped = settle(
-                    &files,
-                    flight.file,
-                    flight.first_row,
-                    &flight.batch,
-                    &result,
-                    summary,
-                    &mut quarantine,
-                )?;
+                stopped = ledger.settle(flight).await?;
             }
         }
-        progress.update(summary);
+        progress.update(ledger.summary);
         if stopped.is_some() {
             break;
         }
@@ -200,16 +196,7 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     // Stops the reader (its next send fails) and settles what is in flight.
     drop(receiver);
     for flight in window {
-        let result = flight.outcome.await;
-        settle(
-            &files,
-            flight.file,
-            flight.first_row,
-            &flight.batch,
-            &result,
-            summary,
-            &mut quarantine,
-        )?;
+        ledger.settle(flight).await?;
     }
     progress.update(summary);
     progress.finish();
@@ -230,38 +217,47 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     Ok(())
 }
 
-/// Counts (and quarantines) the outcome of the rows `first_row..` of input `file`;
-/// `Some(reason)` if the ingest must stop (every row failed, not for its values).
-fn settle(
-    files: &[InputFile],
-    file: usize,
-    first_row: u64,
-    batch: &RecordBatch,
-    result: &TransmissionResult,
-    summary: &mut Summary,
-    quarantine: &mut Option<Quarantine>,
-) -> CliResult<Option<String>> {
-    let input = &files[file];
-    summary.record(&input.name(), first_row, result);
-    if let Some(quarantine) = quarantine {
-        quarantine.write(file, &input.path, first_row, batch, result)?;
+/// Where the outcomes of the batches go: the summary and the quarantine files.
+struct Ledger<'a> {
+    files: &'a [InputFile],
+    summary: &'a mut Summary,
+    quarantine: &'a mut Option<Quarantine>,
+}
+
+impl Ledger<'_> {
+    /// Waits for the outcome of `flight`, counts (and quarantines) it; `Some(reason)` if
+    /// the ingest must stop (every row failed, not for its values).
+    async fn settle(&mut self, flight: InFlight) -> CliResult<Option<String>> {
+        let result = flight.outcome.await;
+        let input = &self.files[flight.file];
+        self.summary
+            .record(&input.name(), flight.first_row, &result);
+        if let Some(quarantine) = self.quarantine {
+            quarantine.write(
+                flight.file,
+                &input.path,
+                flight.first_row,
+                &flight.batch,
+                &result,
+            )?;
+        }
+        let stop = result.successful_count == 0
+            && result.failed_count > 0
+            && result
+                .failed_rows
+                .iter()
+                .all(|(_, e)| e.conversion_failure().is_none());
+        Ok(stop.then(|| {
+            let error = &result.failed_rows[0].1;
+            format!(
+                "stopped after {} rows read: every row of {} rows {}..{} failed: {error}",
+                self.summary.rows_read,
+                input.name(),
+                flight.first_row,
+                flight.first_row + flight.batch.num_rows() as u64
+            )
+        }))
     }
-    let stop = result.successful_count == 0
-        && result.failed_count > 0
-        && result
-            .failed_rows
-            .iter()
-            .all(|(_, e)| e.conversion_failure().is_none());
-    Ok(stop.then(|| {
-        let error = &result.failed_rows[0].1;
-        format!(
-            "stopped after {} rows read: every row of {} rows {}..{} failed: {error}",
-            summary.rows_read,
-            input.name(),
-            first_row,
-            first_row + batch.num_rows() as u64
-        )
-    }))
 }
 
 /// Reads `files` in order into `sender`, until the end or until the receiver is gone.

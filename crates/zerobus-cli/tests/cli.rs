@@ -164,6 +164,13 @@ fn code(output: &Output) -> i32 {
     output.status.code().expect("an exit code, not a signal")
 }
 
+/// `zerobus ingest FILE --table TABLE --endpoint ENDPOINT EXTRA...`.
+async fn ingest(file: &str, table: &str, endpoint: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["ingest", file, "--table", table, "--endpoint", endpoint];
+    args.extend_from_slice(extra);
+    zerobus(&args).await
+}
+
 /// The `--json` summary on stdout.
 fn json_of(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -175,8 +182,10 @@ fn json_of(output: &Output) -> serde_json::Value {
     })
 }
 
-async fn server() -> LocalZerobus {
-    LocalZerobus::builder().start().await.expect("local server")
+/// A local server landing in Delta tables (in a temporary directory), and a temporary
+/// directory for the test's files.
+async fn server_and_dir() -> Result<(LocalZerobus, tempfile::TempDir), Box<dyn std::error::Error>> {
+    Ok((LocalZerobus::builder().start().await?, tempfile::tempdir()?))
 }
 
 fn path(dir: &Path, name: &str) -> String {
@@ -185,9 +194,8 @@ fn path(dir: &Path, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_input_format_lands_value_by_value() -> TestResult {
-    let server = server().await;
+    let (server, dir) = server_and_dir().await?;
     let endpoint = server.endpoint();
-    let dir = tempfile::tempdir()?;
     let expected = rows(0..25, true);
     let no_null = rows(0..25, false);
     let cases: [(&str, &str, Vec<Row>); 5] = [
@@ -207,17 +215,12 @@ async fn every_input_format_lands_value_by_value() -> TestResult {
             _ => write_arrow_stream(&file, &batch(rows)),
         }
         let table = format!("main.cli.{format}");
-        let output = zerobus(&[
-            "ingest",
+        let output = ingest(
             &file.display().to_string(),
-            "--table",
             &table,
-            "--endpoint",
             &endpoint,
-            "--batch-rows",
-            "10",
-            "--json",
-        ])
+            &["--batch-rows", "10", "--json"],
+        )
         .await;
         assert_eq!(code(&output), 0, "{format}: {}", stderr(&output));
         let summary = json_of(&output);
@@ -232,8 +235,7 @@ async fn every_input_format_lands_value_by_value() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult {
-    let server = server().await;
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server_and_dir().await?;
     let parts = dir.path().join("parts");
     std::fs::create_dir_all(parts.join("more"))?;
     write_parquet(&parts.join("part-0.parquet"), &[batch(&rows(0..100, true))]);
@@ -244,16 +246,7 @@ async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult 
     write_ndjson(&parts.join("more/part-2.json"), &rows(150..160, true));
     std::fs::write(parts.join("README.txt"), "not data")?;
     let glob = path(&parts, "part-*.parquet");
-    let output = zerobus(&[
-        "ingest",
-        &glob,
-        "--table",
-        "main.cli.glob",
-        "--endpoint",
-        &server.endpoint(),
-        "--json",
-    ])
-    .await;
+    let output = ingest(&glob, "main.cli.glob", &server.endpoint(), &["--json"]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(json_of(&output)["files"], 2);
     let landed = server.read_table("main.cli.glob").await?;
@@ -261,17 +254,12 @@ async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult 
 
     // A directory: its Parquet and JSON files, recursively (README.txt is skipped), over
     // Arrow Flight.
-    let output = zerobus(&[
-        "ingest",
+    let output = ingest(
         &parts.display().to_string(),
-        "--table",
         "main.cli.directory",
-        "--endpoint",
         &server.endpoint(),
-        "--transport",
-        "flight",
-        "--json",
-    ])
+        &["--transport", "flight", "--json"],
+    )
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(json_of(&output)["files"], 3);
@@ -292,24 +280,22 @@ fn rows_with_long_names(ids: std::ops::Range<i64>) -> Vec<Row> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
-    let server = server().await;
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server_and_dir().await?;
     let input = rows_with_long_names(0..20);
     write_parquet(&dir.path().join("events.parquet"), &[batch(&input)]);
     let quarantine = dir.path().join("failed");
-    let output = zerobus(&[
-        "ingest",
+    let output = ingest(
         &path(dir.path(), "events.parquet"),
-        "--table",
         "main.cli.partial",
-        "--endpoint",
         &server.endpoint(),
-        "--max-record-size-bytes",
-        "200",
-        "--quarantine",
-        &quarantine.display().to_string(),
-        "--json",
-    ])
+        &[
+            "--max-record-size-bytes",
+            "200",
+            "--quarantine",
+            &quarantine.display().to_string(),
+            "--json",
+        ],
+    )
     .await;
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     let summary = json_of(&output);
@@ -402,16 +388,12 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
         })
         .collect();
     write_csv(&dir.path().join("long.csv"), &all_long);
-    let output = zerobus(&[
-        "ingest",
+    let output = ingest(
         &path(dir.path(), "long.csv"),
-        "--table",
         "main.cli.none",
-        "--endpoint",
         &server.endpoint(),
-        "--max-record-size-bytes",
-        "200",
-    ])
+        &["--max-record-size-bytes", "200"],
+    )
     .await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     let text = stdout(&output);
@@ -553,21 +535,14 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() -> TestResult {
-    let server = server().await;
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server_and_dir().await?;
     write_parquet(&dir.path().join("p.parquet"), &[batch(&rows(0..100, true))]);
-    let output = zerobus(&[
-        "ingest",
+    let output = ingest(
         &path(dir.path(), "p.parquet"),
-        "--table",
         "main.cli.progress",
-        "--endpoint",
         &server.endpoint(),
-        "--batch-rows",
-        "10",
-        "--progress-interval",
-        "0",
-    ])
+        &["--batch-rows", "10", "--progress-interval", "0"],
+    )
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let progress = stderr(&output);
@@ -581,15 +556,12 @@ async fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() -> TestResult {
     assert_eq!(read_rows(&landed), rows(0..100, true));
 
     // --quiet: neither progress nor summary.
-    let output = zerobus(&[
-        "ingest",
+    let output = ingest(
         &path(dir.path(), "p.parquet"),
-        "--table",
         "main.cli.progress",
-        "--endpoint",
         &server.endpoint(),
-        "--quiet",
-    ])
+        &["--quiet"],
+    )
     .await;
     assert_eq!(code(&output), 0);
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
@@ -599,8 +571,7 @@ async fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
-    let server = server().await;
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server_and_dir().await?;
     let file = dir.path().join("src.parquet");
     write_parquet(&file, &[batch(&rows(0..30, true))]);
     let statements = format!(
@@ -791,15 +762,13 @@ async fn local_serve_declares_tables_and_schema_reads_them_back() -> TestResult 
             ),
         ],
     )?;
-    write_parquet(&dir.path().join("ts.parquet"), &[ts.clone()]);
-    let output = zerobus(&[
-        "ingest",
+    write_parquet(&dir.path().join("ts.parquet"), std::slice::from_ref(&ts));
+    let output = ingest(
         &path(dir.path(), "ts.parquet"),
-        "--table",
         "main.cli.declared",
-        "--endpoint",
         &endpoint,
-    ])
+        &[],
+    )
     .await;
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     serve.child.start_kill()?;
@@ -819,6 +788,19 @@ async fn local_serve_declares_tables_and_schema_reads_them_back() -> TestResult 
         stderr(&output)
     );
     Ok(())
+}
+
+/// Rows printed as JSON objects (`null` or a missing `name`: null).
+fn json_rows(rows: &serde_json::Value) -> Vec<Row> {
+    rows.as_array()
+        .expect("an array of rows")
+        .iter()
+        .map(|r| Row {
+            id: r["id"].as_i64().expect("id"),
+            name: r["name"].as_str().map(str::to_string),
+            score: r["score"].as_f64().expect("score"),
+        })
+        .collect()
 }
 
 /// The debug files of an ingest with `debug:` in a `--config` file.
@@ -858,8 +840,7 @@ async fn debug_files(server: &LocalZerobus, dir: &Path) -> (PathBuf, PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_sent() -> TestResult
 {
-    let server = server().await;
-    let dir = tempfile::tempdir()?;
+    let (server, dir) = server_and_dir().await?;
     let (arrows, pb) = debug_files(&server, dir.path()).await;
     let expected = rows(0..12, true);
 
@@ -876,33 +857,13 @@ async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_s
     let report = json_of(&output);
     assert_eq!(report["rows"], 12);
     assert_eq!(report["schema"][0]["name"], "id");
-    let first: Vec<Row> = report["first_rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| Row {
-            id: r["id"].as_i64().expect("id"),
-            name: r["name"].as_str().map(str::to_string),
-            score: r["score"].as_f64().expect("score"),
-        })
-        .collect();
-    assert_eq!(first, expected[..3]);
+    assert_eq!(json_rows(&report["first_rows"]), expected[..3]);
 
     let output = zerobus(&["debug", "inspect", &pb.display().to_string(), "--json"]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let report = json_of(&output);
     assert_eq!(report["records"], 12);
-    let records: Vec<Row> = report["first_records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| Row {
-            id: r["id"].as_i64().expect("id"),
-            name: r["name"].as_str().map(str::to_string),
-            score: r["score"].as_f64().expect("score"),
-        })
-        .collect();
-    assert_eq!(records, expected[..10]);
+    assert_eq!(json_rows(&report["first_records"]), expected[..10]);
     let output = zerobus(&["debug", "inspect", &arrows.display().to_string()]).await;
     assert_eq!(code(&output), 0);
     assert!(stdout(&output).contains("12 row(s)") && stdout(&output).contains("name-0"));
