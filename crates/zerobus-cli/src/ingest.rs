@@ -91,20 +91,25 @@ pub struct IngestArgs {
 }
 
 /// Runs `zerobus ingest` and prints its summary; the exit code of [`Summary::exit_code`].
+///
+/// An error before any row was read (no file, no endpoint, a bad option) is printed alone
+/// on stderr (and in the `--json` summary).
 pub async fn run(args: IngestArgs) -> ExitCode {
     let mut summary = Summary::new(&args.table, args.dry_run);
-    if let Err(error) = ingest(&args, &mut summary).await {
+    let failure = ingest(&args, &mut summary).await.err();
+    summary.finish();
+    let before_reading = failure.is_some() && summary.rows_read == 0;
+    if let Some(error) = failure {
         summary.errors.push(error.to_string());
     }
-    summary.finish();
     if args.json {
         println!("{}", summary.json());
-    } else if !args.quiet {
+    } else if !args.quiet && !before_reading {
         print!("{}", summary.text());
     }
-    if args.quiet || args.json {
+    if args.quiet || args.json || before_reading {
         for line in summary.failure_lines() {
-            eprintln!("zerobus: {line}");
+            eprintln!("zerobus: error: {line}");
         }
     }
     ExitCode::from(summary.exit_code())

@@ -48,6 +48,16 @@ struct Group {
     first_error: String,
 }
 
+impl Group {
+    /// `N × reason (first: FILE row R: error)`.
+    fn line(&self, reason: &str) -> String {
+        format!(
+            "{} × {reason} (first: {} row {}: {})",
+            self.rows, self.first_file, self.first_row, self.first_error
+        )
+    }
+}
+
 /// The reason a row failed, for grouping: the error type, and for conversion errors the
 /// kind (`ConversionError (ValueOutOfRange)`).
 pub fn reason(error: &ZerobusError) -> String {
@@ -125,12 +135,7 @@ impl Summary {
         let mut lines: Vec<String> = self
             .groups
             .iter()
-            .map(|(reason, g)| {
-                format!(
-                    "{} × {reason} (first: {} row {}: {})",
-                    g.rows, g.first_file, g.first_row, g.first_error
-                )
-            })
+            .map(|(reason, g)| g.line(reason))
             .collect();
         lines.extend(self.errors.iter().cloned());
         lines
@@ -156,8 +161,14 @@ impl Summary {
         let _ = writeln!(out, "  sent:     {} rows", HumanCount(self.rows_sent));
         let _ = writeln!(out, "  {landed}: {} rows", HumanCount(self.rows_acked));
         let _ = writeln!(out, "  failed:   {} rows", HumanCount(self.rows_failed));
-        for line in self.failure_lines() {
-            let _ = writeln!(out, "    {line}");
+        for (reason, g) in &self.groups {
+            let _ = writeln!(out, "    {}", g.line(reason));
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(out, "  errors:");
+            for error in &self.errors {
+                let _ = writeln!(out, "    {error}");
+            }
         }
         for (path, rows) in &self.quarantine_files {
             let _ = writeln!(out, "  quarantine: {} ({rows} rows)", path.display());
