@@ -1,10 +1,11 @@
 //! `zerobus ingest FILES... --table NAME`.
 //!
-//! A reader thread reads the files one after the other, batch by batch, into a channel of
-//! two batches; the async side submits each batch to the wrapper
+//! `--jobs` reader threads (2) take the files in turn and read each batch by batch into a
+//! channel of two batches; the async side submits each batch to the wrapper
 //! ([`ZerobusWrapper::submit_batch`]) and keeps at most `--max-inflight` batches waiting
 //! for their acknowledgements. Memory therefore stays bounded by a few batches whatever
-//! the size of the input, and reading overlaps encoding and sending.
+//! the size of the input, and reading (decoding Parquet, parsing CSV) overlaps encoding
+//! and sending.
 //!
 //! Every row read ends acknowledged or failed with its reason (counted, and with
 //! `--quarantine` written to a file). A batch in which every row failed for a reason
@@ -16,6 +17,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +71,11 @@ pub struct IngestArgs {
     #[arg(long, value_name = "DIR")]
     quarantine: Option<PathBuf>,
 
+    /// Files read at the same time (each by its own thread).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..65))]
+    jobs: u64,
+
     /// Batches sent and not yet acknowledged, at most.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..1025))]
@@ -115,14 +122,13 @@ pub async fn run(args: IngestArgs) -> ExitCode {
     ExitCode::from(summary.exit_code())
 }
 
-/// What the reader thread sends.
+/// What the reader threads send.
 enum Read {
-    /// Rows `first_row..` of input file `file`; `bytes`: bytes of all files read so far.
+    /// Rows `first_row..` of input file `file`.
     Batch {
         file: usize,
         first_row: u64,
         batch: RecordBatch,
-        bytes: u64,
     },
     /// An input file could not be read (further): the message names it.
     Failed { error: String },
@@ -152,11 +158,26 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     let mut progress = Progress::new(total_bytes, args.quiet || args.json, interval);
 
     let (sender, mut receiver) = mpsc::channel(2);
-    let reader = {
-        let files = files.clone();
-        let options = args.read.clone();
-        std::thread::spawn(move || read_files(&files, &options, &sender))
-    };
+    let files = Arc::new(files);
+    let next_file = Arc::new(AtomicUsize::new(0));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let jobs = usize::try_from(args.jobs)
+        .unwrap_or(1)
+        .min(files.len())
+        .max(1);
+    let readers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let queue = FileQueue {
+                files: Arc::clone(&files),
+                next: Arc::clone(&next_file),
+                bytes_read: Arc::clone(&bytes_read),
+            };
+            let options = args.read.clone();
+            let sender = sender.clone();
+            std::thread::spawn(move || queue.read(&options, &sender))
+        })
+        .collect();
+    drop(sender);
     let max_inflight = usize::try_from(args.max_inflight).unwrap_or(1);
     let mut window: VecDeque<InFlight> = VecDeque::new();
     let mut ledger = Ledger {
@@ -171,10 +192,8 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                 file,
                 first_row,
                 batch,
-                bytes,
             } => {
                 ledger.summary.rows_read += batch.num_rows() as u64;
-                ledger.summary.bytes_read = bytes;
                 let outcome = target.submit(&batch).await;
                 if !matches!(outcome, Submitted::Refused(_)) {
                     ledger.summary.rows_sent += batch.num_rows() as u64;
@@ -193,6 +212,7 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                 stopped = ledger.settle(flight).await?;
             }
         }
+        ledger.summary.bytes_read = bytes_read.load(Ordering::Relaxed);
         progress.update(ledger.summary);
         if stopped.is_some() {
             break;
@@ -203,16 +223,22 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     for flight in window {
         ledger.settle(flight).await?;
     }
-    progress.update(summary);
-    progress.finish();
     if let Err(e) = target.shutdown().await {
         summary.errors.push(e.to_string());
     }
-    if reader.join().is_err() {
+    let crashed = readers
+        .into_iter()
+        .map(std::thread::JoinHandle::join)
+        .filter(Result::is_err)
+        .count();
+    if crashed > 0 {
         summary
             .errors
-            .push("the file reader stopped unexpectedly".to_string());
+            .push("a file reader stopped unexpectedly".to_string());
     }
+    summary.bytes_read = bytes_read.load(Ordering::Relaxed);
+    progress.update(summary);
+    progress.finish();
     if let Some(quarantine) = quarantine {
         summary.quarantine_files = quarantine.finish()?;
     }
@@ -265,49 +291,90 @@ impl Ledger<'_> {
     }
 }
 
-/// Reads `files` in order into `sender`, until the end or until the receiver is gone.
-fn read_files(files: &[InputFile], options: &ReadOptions, sender: &mpsc::Sender<Read>) {
-    let mut before = 0;
-    for (index, file) in files.iter().enumerate() {
-        let failed = |error: String| Read::Failed { error };
+/// The input files, taken in turn by the reader threads.
+struct FileQueue {
+    files: Arc<Vec<InputFile>>,
+    next: Arc<AtomicUsize>,
+    /// Bytes of the files read so far, for the progress.
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl FileQueue {
+    /// Reads the next file not taken yet into `sender`, and the next, until there is none
+    /// or the receiver is gone.
+    fn read(&self, options: &ReadOptions, sender: &mpsc::Sender<Read>) {
+        loop {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(file) = self.files.get(index) else {
+                return;
+            };
+            if !self.read_file(index, file, options, sender) {
+                return;
+            }
+        }
+    }
+
+    /// Sends the batches of `file` (number `index`), or its error; `false` once the
+    /// receiver is gone.
+    fn read_file(
+        &self,
+        index: usize,
+        file: &InputFile,
+        options: &ReadOptions,
+        sender: &mpsc::Sender<Read>,
+    ) -> bool {
+        // Bytes of this file counted in `bytes_read`; the rest when it ends.
+        let mut counted = 0;
+        let mut count = |position: u64| {
+            let position = position.min(file.size);
+            if position > counted {
+                self.bytes_read
+                    .fetch_add(position - counted, Ordering::Relaxed);
+                counted = position;
+            }
+        };
         let mut reading = match Reading::open(file, options) {
             Ok(reading) => reading,
             Err(e) => {
-                if sender.blocking_send(failed(e.to_string())).is_err() {
-                    return;
-                }
-                before += file.size;
-                continue;
+                count(file.size);
+                return sender
+                    .blocking_send(Read::Failed {
+                        error: e.to_string(),
+                    })
+                    .is_ok();
             }
         };
         let mut first_row = 0;
         while let Some(next) = reading.next_batch() {
             let read = match next {
                 Ok((batch, position)) => {
+                    count(position);
                     let rows = batch.num_rows() as u64;
                     let read = Read::Batch {
                         file: index,
                         first_row,
                         batch,
-                        bytes: before + position,
                     };
                     first_row += rows;
                     read
                 }
-                Err(e) => failed(format!(
-                    "{}: after row {first_row}: {e} (the rest of the file was not read)",
-                    file.name()
-                )),
+                Err(e) => Read::Failed {
+                    error: format!(
+                        "{}: after row {first_row}: {e} (the rest of the file was not read)",
+                        file.name()
+                    ),
+                },
             };
             let end = matches!(read, Read::Failed { .. });
             if sender.blocking_send(read).is_err() {
-                return;
+                return false;
             }
             if end {
                 break;
             }
         }
-        before += file.size;
+        count(file.size);
+        true
     }
 }
 

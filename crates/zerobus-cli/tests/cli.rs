@@ -246,13 +246,21 @@ async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult 
     write_ndjson(&parts.join("more/part-2.json"), &rows(150..160, true));
     std::fs::write(parts.join("README.txt"), "not data")?;
     let glob = path(&parts, "part-*.parquet");
-    let output = ingest(&glob, "main.cli.glob", &server.endpoint(), &["--json"]).await;
+    // One reader thread: the files one after the other.
+    let output = ingest(
+        &glob,
+        "main.cli.glob",
+        &server.endpoint(),
+        &["--json", "--jobs", "1"],
+    )
+    .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(json_of(&output)["files"], 2);
     let landed = server.read_table("main.cli.glob").await?;
     assert_eq!(read_rows(&landed), rows(0..150, true));
 
-    // A directory: its Parquet and JSON files, recursively (README.txt is skipped), over
+    // A directory: its Parquet and JSON files, recursively (README.txt is skipped), read
+    // by two threads at once (the default), over
     // Arrow Flight.
     let output = ingest(
         &parts.display().to_string(),
