@@ -247,33 +247,51 @@ async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult 
     std::fs::write(parts.join("README.txt"), "not data")?;
     let glob = path(&parts, "part-*.parquet");
     // One reader thread: the files one after the other.
-    let output = ingest(
+    let options = ["--jobs", "1"];
+    landed_exactly(
+        &server,
         &glob,
         "main.cli.glob",
-        &server.endpoint(),
-        &["--json", "--jobs", "1"],
+        &options,
+        2,
+        &rows(0..150, true),
     )
-    .await;
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(json_of(&output)["files"], 2);
-    let landed = server.read_table("main.cli.glob").await?;
-    assert_eq!(read_rows(&landed), rows(0..150, true));
-
+    .await?;
     // A directory: its Parquet and JSON files, recursively (README.txt is skipped), read
-    // by two threads at once (the default), over
-    // Arrow Flight.
-    let output = ingest(
-        &parts.display().to_string(),
+    // by two threads at once (the default), over Arrow Flight.
+    let directory = parts.display().to_string();
+    let options = ["--transport", "flight"];
+    let expected = rows(0..160, true);
+    landed_exactly(
+        &server,
+        &directory,
         "main.cli.directory",
-        &server.endpoint(),
-        &["--transport", "flight", "--json"],
+        &options,
+        3,
+        &expected,
     )
-    .await;
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(json_of(&output)["files"], 3);
-    let landed = server.read_table("main.cli.directory").await?;
-    assert_eq!(read_rows(&landed), rows(0..160, true));
+    .await?;
     server.shutdown().await;
+    Ok(())
+}
+
+/// Ingests `input` into `table` (with `options`): exit 0, `files` files read, and the
+/// table holds exactly `expected`.
+async fn landed_exactly(
+    server: &LocalZerobus,
+    input: &str,
+    table: &str,
+    options: &[&str],
+    files: usize,
+    expected: &[Row],
+) -> TestResult {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(options);
+    let output = ingest(input, table, &server.endpoint(), &args).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(json_of(&output)["files"], files);
+    let landed = server.read_table(table).await?;
+    assert_eq!(read_rows(&landed), expected);
     Ok(())
 }
 
