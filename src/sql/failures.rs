@@ -205,9 +205,11 @@ impl Quarantine {
     }
 }
 
-/// The table's columns (all nullable: a quarantined row may hold the null that failed
-/// it) plus the error type, error text and input row.
-fn quarantine_schema(table_schema: &SchemaRef) -> SchemaRef {
+/// The schema of a quarantine file: the table's columns (all nullable: a quarantined row
+/// may hold the null that failed it) plus [`QUARANTINE_ERROR_TYPE_COLUMN`],
+/// [`QUARANTINE_ERROR_COLUMN`] and [`QUARANTINE_INPUT_ROW_COLUMN`]. Also the schema of the
+/// quarantine files of `zerobus ingest`.
+pub fn quarantine_schema(table_schema: &SchemaRef) -> SchemaRef {
     let mut fields: Vec<Field> = table_schema
         .fields()
         .iter()

@@ -36,7 +36,8 @@ use datafusion::prelude::SessionContext;
 
 pub use factory::{fetch_uc_schema, ZerobusTableProviderFactory, FACTORY_KEY};
 pub use failures::{
-    QUARANTINE_ERROR_COLUMN, QUARANTINE_ERROR_TYPE_COLUMN, QUARANTINE_INPUT_ROW_COLUMN,
+    quarantine_schema, QUARANTINE_ERROR_COLUMN, QUARANTINE_ERROR_TYPE_COLUMN,
+    QUARANTINE_INPUT_ROW_COLUMN,
 };
 pub use options::{
     default_workers, OnError, SinkOptions, TableOptions, DEFAULT_MAX_INFLIGHT_BATCHES,

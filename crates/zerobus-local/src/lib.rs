@@ -74,12 +74,16 @@
 //!   duplicates ([`LocalZerobusBuilder::duplicate_window`]), tokens remembered
 //!   ([`MAX_TOKENS`]), and one server per data directory (a file lock).
 //!
-//! The `zerobus-local` binary serves it from the command line; see `docs/local-server.md`.
+//! The `zerobus-local` binary (feature `cli`, on by default; also `zerobus local serve`)
+//! serves it from the command line, tables declared with `--table` ([`TableSpec`]); see
+//! `docs/local-server.md`.
 
 mod acks;
 mod auth;
 mod canonical;
 mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod decode;
 mod dedup;
 mod dirlock;
@@ -96,6 +100,7 @@ mod landing;
 mod names;
 mod respond;
 mod running;
+mod table_spec;
 mod uc;
 
 use std::net::SocketAddr;
@@ -121,6 +126,7 @@ pub use landing::delta::{
     DEFAULT_COMMIT_INTERVAL, DEFAULT_COMMIT_MAX_BYTES, DEFAULT_COMMIT_MAX_ROWS,
 };
 pub use landing::Landing;
+pub use table_spec::{parquet_schema, parse_columns, TableSpec};
 
 use auth::Authenticator;
 use catalog::Catalog;
