@@ -44,7 +44,7 @@
 //! A separate scheduler and executors take the codecs in their own configuration
 //! (`SchedulerConfig::override_logical_codec` / `override_physical_codec`, the same fields
 //! of `ExecutorProcessConfig`): `Some(Arc::new(ZerobusLogicalCodec::default()))` and
-//! `Some(Arc::new(ZerobusPhysicalCodec::default()))`. See `docs/ballista.md`.
+//! `Some(Arc::new(ZerobusPhysicalCodec::default()))`. See `docs/distributed.md`.
 //!
 //! # Partitions and failures
 //! On the scheduler the logical codec decodes the table as a [`PartitionedZerobusTable`],
@@ -54,7 +54,7 @@
 //! fails with the sink's message (its count of rows that landed and its failed rows
 //! grouped by reason), and Ballista fails the job with it; rows that landed stay (Zerobus
 //! has no transactions). A task Ballista runs again may send rows again (Zerobus is
-//! at-least-once). See `docs/ballista.md`.
+//! at-least-once). See `docs/distributed.md`.
 
 mod codec;
 mod node;
