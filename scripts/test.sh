@@ -13,17 +13,24 @@ features=(--features datafusion)
 # that loads it: PyO3 must not link libpython into it.
 export PYO3_BUILD_EXTENSION_MODULE=1
 
+# The Ballista codecs (crates/zerobus-ballista) are built on their own, last: ballista-core
+# turns on features of the Arrow/DataFusion/object_store crates (serde, cloud stores) that
+# the rest does not use, so building them with the rest would make this build differ from
+# the README's first command's and rebuild DataFusion after it.
+workspace=(--workspace --exclude zerobus-ballista)
 echo "== cargo build (every crate and target, the Python extension module included)"
-cargo build --workspace --all-targets "${features[@]}"
+cargo build "${workspace[@]}" --all-targets "${features[@]}"
 echo "== cargo test (lib, integration, sqllogictest, examples, benches in test mode)"
-cargo test --workspace --all-targets "${features[@]}"
+cargo test "${workspace[@]}" --all-targets "${features[@]}"
 echo "== cargo test --doc"
-cargo test --workspace --doc --exclude arrow-zerobus-sdk-wrapper-python "${features[@]}"
+cargo test "${workspace[@]}" --doc --exclude arrow-zerobus-sdk-wrapper-python "${features[@]}"
 echo "== examples"
 for example in local_end_to_end writer_disabled per_row_errors; do
   echo "-- cargo run ${features[*]} --example $example"
   cargo run --quiet "${features[@]}" --example "$example" -- "$(mktemp -d)"
 done
+echo "== the Ballista codecs (their own DataFusion features: a second build of it)"
+cargo test -p zerobus-ballista
 echo "== python: the package's tests (pytest), its types (mypy --strict, stubtest)"
 venv=target/py-venv
 if [ ! -x "$venv/bin/python" ]; then
