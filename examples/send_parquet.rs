@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The file is read into memory first (65,536-row batches); only the send is timed, as
-//! the Python contenders time theirs from a table in memory.
+//! the Python contenders time theirs from a table in memory. The wrapper's environment
+//! variables apply (e.g. `ZEROBUS_TRANSPORT=arrow_flight`, `ZEROBUS_MAX_REQUEST_BYTES`).
 
 use std::fs::File;
 use std::time::Instant;
@@ -28,7 +29,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?
         .collect::<Result<Vec<_>, _>>()?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let wrapper = ZerobusWrapper::new(WrapperConfiguration::new(endpoint, table)).await?;
+    let wrapper =
+        ZerobusWrapper::new(WrapperConfiguration::new(endpoint, table).with_env_overrides()?)
+            .await?;
     let started = Instant::now();
     let result = wrapper
         .send_stream(futures::stream::iter(batches.into_iter().map(Ok)), 4)

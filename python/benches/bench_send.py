@@ -3,16 +3,24 @@
 peak RSS is its alone), on the 12-column mixed data of `benches/` (`zerobus_test_support::
 data::mixed_batch`'s columns, generated here with Polars and saved as Parquet once).
 
-    python python/benches/bench_send.py [--rows 1000000,10000000] [--contenders a,b,...]
+    python python/benches/bench_send.py [--rows 1000000,10000000] [--contenders a,b_pb,...]
+                                        [--repeat N]
 
-Contenders:
-  a  Polars: pl.scan_parquet(path).sink_zerobus(...)  (streaming, bounded memory)
-  b  ZerobusWrapper.send(pyarrow Table)  on protobuf (b_pb) and Arrow Flight (b_flight)
+Contenders (Arrow Flight ones without IPC compression unless named `_zstd`: the official
+Python SDK's default, which (d) uses; the wrapper's default is ZSTD, like the Rust SDK's):
+  a         Polars: pl.scan_parquet(path).sink_zerobus(...)  (streaming, bounded memory),
+            protobuf; a_flight on Arrow Flight
+  b         ZerobusWrapper.send(pyarrow Table)  on protobuf (b_pb), Arrow Flight
+            (b_flight) and Arrow Flight with ZSTD (b_flight_zstd)
   c  the official Python SDK (databricks-zerobus-ingest-sdk) as its README shows: dict
      records, JSON, ingest_records_offset + flush  (1M rows only: it is slow)
   d  the official Python SDK's Arrow stream: create_arrow_stream + ingest_batch(pyarrow
      batch) + flush (it serializes each batch to IPC bytes in Python)
-  e  the Rust wrapper on the same batches: `examples/send_parquet.rs` (release build)
+  e  the Rust wrapper on the same batches: `examples/send_parquet.rs` (release build),
+     protobuf; e_flight on Arrow Flight
+
+With --repeat N every contender runs N times, the rounds interleaved (so a busy spell on
+the machine hits every contender alike), and the median rows/s is printed.
 
 Needs the package built in release mode (`pip install ./python`), polars, and for c and d
 `pip install databricks-zerobus-ingest-sdk`. Prints one table; figures go to
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -90,12 +99,27 @@ def start_server() -> tuple[subprocess.Popen[str], str, str]:
     return server, endpoint, uc_url
 
 
+# The wrapper's options of each contender that uses it.
+OPTIONS: dict[str, dict[str, str]] = {
+    "a": {},
+    "a_flight": {"transport": "arrow_flight", "flight_ipc_compression": "none"},
+    "b_pb": {"transport": "protobuf"},
+    "b_flight": {"transport": "arrow_flight", "flight_ipc_compression": "none"},
+    "b_flight_zstd": {"transport": "arrow_flight", "flight_ipc_compression": "zstd"},
+    "e": {},
+    "e_flight": {"transport": "arrow_flight", "flight_ipc_compression": "none"},
+}
+
+
 def run_child(contender: str, rows: int, endpoint: str, uc_url: str) -> dict[str, float]:
-    if contender == "e":
+    if contender.startswith("e"):
         exe = ROOT / "target" / "release" / "examples" / "send_parquet"
+        env = dict(os.environ)
+        for option, value in OPTIONS[contender].items():
+            env[f"ZEROBUS_{option.upper()}"] = value
         out = subprocess.run(
-            [str(exe), str(mixed_parquet(rows)), endpoint, TABLE + "_e"],
-            check=True, capture_output=True, text=True,
+            [str(exe), str(mixed_parquet(rows)), endpoint, f"{TABLE}_{contender}"],
+            check=True, capture_output=True, text=True, env=env,
         ).stdout
     else:
         out = subprocess.run(
@@ -111,24 +135,23 @@ def child(contender: str, rows: int, endpoint: str, uc_url: str) -> None:
 
     path = mixed_parquet(rows)
     table_name = f"{TABLE}_{contender}"
-    if contender == "a":
+    if contender.startswith("a"):
         import polars as pl
 
         import arrow_zerobus_sdk_wrapper  # noqa: F401
 
         started = time.perf_counter()
         result = pl.scan_parquet(path).sink_zerobus(
-            table_name, endpoint=endpoint, chunk_size=BATCH_ROWS
+            table_name, endpoint=endpoint, chunk_size=BATCH_ROWS, **OPTIONS[contender]
         )
         landed = result.successful_count
     else:
         table = pq.read_table(path)
         started = time.perf_counter()
-        if contender in ("b_pb", "b_flight"):
+        if contender.startswith("b"):
             from arrow_zerobus_sdk_wrapper import ZerobusWrapper
 
-            transport = "protobuf" if contender == "b_pb" else "arrow_flight"
-            with ZerobusWrapper(endpoint, table_name, transport=transport) as wrapper:
+            with ZerobusWrapper(endpoint, table_name, **OPTIONS[contender]) as wrapper:
                 landed = wrapper.send_sync(table.to_reader(BATCH_ROWS)).successful_count
         elif contender == "c":
             landed = official_json(table, table_name, endpoint, uc_url)
@@ -186,7 +209,10 @@ def official_arrow(table, table_name: str, endpoint: str, uc_url: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", default="1000000,10000000")
-    parser.add_argument("--contenders", default="a,b_pb,b_flight,c,d,e")
+    parser.add_argument(
+        "--contenders", default="a,a_flight,b_pb,b_flight,b_flight_zstd,c,d,e,e_flight"
+    )
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--child")
     parser.add_argument("--endpoint")
     parser.add_argument("--uc", default="")
@@ -200,15 +226,21 @@ def main() -> None:
         mixed_parquet(rows)
     server, endpoint, uc_url = start_server()
     try:
-        print(f"{'contender':10} {'rows':>10} {'seconds':>8} {'rows/s':>12} {'peak RSS MiB':>13}")
+        print(f"{'contender':14} {'rows':>10} {'seconds':>8} {'rows/s':>12} {'peak RSS MiB':>13}")
         for rows in sizes:
-            for contender in contenders:
-                if contender == "c" and rows > 1_000_000:
+            runs: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+            for _ in range(args.repeat):
+                for contender in contenders:
+                    if contender == "c" and rows > 1_000_000:
+                        continue
+                    runs[contender].append(run_child(contender, rows, endpoint, uc_url))
+            for contender, figures in runs.items():
+                if not figures:
                     continue
-                figures = run_child(contender, rows, endpoint, uc_url)
+                median = statistics.median(f["rows_per_s"] for f in figures)
                 print(
-                    f"{contender:10} {rows:>10} {figures['seconds']:>8.2f} "
-                    f"{figures['rows_per_s']:>12,.0f} {figures['peak_rss_mib']:>13.0f}",
+                    f"{contender:14} {rows:>10} {rows / median:>8.2f} {median:>12,.0f} "
+                    f"{max(f.get('peak_rss_mib', 0.0) for f in figures):>13.0f}",
                     flush=True,
                 )
     finally:
