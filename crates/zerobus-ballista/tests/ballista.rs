@@ -107,9 +107,15 @@ async fn server(dir: &std::path::Path, table: &str) -> LocalZerobus {
 /// A client state with the `STORED AS ZEROBUS` factory and the codecs, whose secret
 /// lookup answers `secret` (as a process reads `ZEROBUS_CLIENT_SECRET` from its
 /// environment) and counts the questions in `asked`.
+///
+/// One partition per Parquet file: by default DataFusion splits the files into byte
+/// ranges, one per target partition, and a range holding no row group's start reads
+/// nothing (its task opens no stream) while another may read two files' row groups.
 fn state(secret: Option<String>, asked: Arc<AtomicUsize>) -> SessionState {
     let config = with_zerobus_env(
-        SessionConfig::new_with_ballista().with_target_partitions(8),
+        SessionConfig::new_with_ballista()
+            .with_target_partitions(8)
+            .set_bool("datafusion.optimizer.repartition_file_scans", false),
         move |name| {
             asked.fetch_add(1, Ordering::SeqCst);
             secret
@@ -131,21 +137,23 @@ fn secret(server: &LocalZerobus) -> Option<String> {
     Some(server.client_secret().expose_secret().to_string())
 }
 
-/// On `ctx`: the source Parquet directory as `src` and the Zerobus table as `events`
-/// (with [`CLIENT_SIDE_SECRET`], `workers` streams per task).
+/// On `ctx`: the source Parquet directory (if any) as `src` and the Zerobus table as
+/// `events` (with [`CLIENT_SIDE_SECRET`], `workers` streams per task).
 async fn create_tables(
     ctx: &SessionContext,
     server: &LocalZerobus,
     table: &str,
-    source: &std::path::Path,
+    source: Option<&std::path::Path>,
     transport: TransportKind,
     workers: usize,
 ) -> DfResult<()> {
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
-        source.display()
-    ))
-    .await?;
+    if let Some(source) = source {
+        ctx.sql(&format!(
+            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+            source.display()
+        ))
+        .await?;
+    }
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE events (id BIGINT NOT NULL, name VARCHAR, score DOUBLE) \
          STORED AS ZEROBUS LOCATION '{table}' OPTIONS ('endpoint' '{}', \
@@ -161,11 +169,11 @@ async fn create_tables(
 }
 
 /// A Ballista standalone cluster (scheduler and one executor in this process) and its
-/// client, with `src` and `events` (one worker stream per task).
+/// client, with `src` (if any) and `events` (one worker stream per task).
 async fn ballista_context(
     server: &LocalZerobus,
     table: &str,
-    source: &std::path::Path,
+    source: Option<&std::path::Path>,
     transport: TransportKind,
 ) -> DfResult<SessionContext> {
     let state = state(secret(server), Arc::default());
@@ -241,7 +249,7 @@ async fn insert_select_from_parquet_lands_every_row_from_the_executor_over_both_
         let data = tempfile::tempdir()?;
         write_parquet(source.path(), 4, 2_500, None);
         let server = server(data.path(), &table).await;
-        let ctx = ballista_context(&server, &table, source.path(), transport).await?;
+        let ctx = ballista_context(&server, &table, Some(source.path()), transport).await?;
 
         let result = ctx
             .sql("INSERT INTO events SELECT id, name, score FROM src")
@@ -254,13 +262,9 @@ async fn insert_select_from_parquet_lands_every_row_from_the_executor_over_both_
         assert_same_rows(&landed(&server, &table).await, &expected);
         let counters = server.counters(&table);
         // The client's secret is wrong: the rows came from the executor, whose decoded
-        // sink took the secret from its own environment. One write task per source
-        // partition (DataFusion groups the 4 files into 3 or 4), each with its own
-        // stream (`workers` 1: a single DataSinkExec would have opened one).
-        assert!(
-            (2..=4).contains(&counters.streams_opened),
-            "{transport:?}: {counters:?}"
-        );
+        // sink took the secret from its own environment. One write task per file, each
+        // with its own stream (`workers` 1: a single DataSinkExec would have opened one).
+        assert_eq!(counters.streams_opened, 4, "{transport:?}: {counters:?}");
         assert_eq!(counters.duplicates, 0, "{transport:?}: {counters:?}");
         assert!(server.tokens_issued() >= 1);
         server.shutdown().await;
@@ -279,7 +283,8 @@ async fn rows_failing_on_the_executor_fail_the_insert_with_their_count_and_reaso
     server
         .faults(table)
         .reject_records_containing(Some(b"poison".to_vec()));
-    let ctx = ballista_context(&server, table, source.path(), TransportKind::Protobuf).await?;
+    let ctx =
+        ballista_context(&server, table, Some(source.path()), TransportKind::Protobuf).await?;
 
     let error = ctx
         .sql("INSERT INTO events SELECT id, name, score FROM src")
@@ -358,7 +363,7 @@ async fn two_executors_both_write_partitions_and_the_counts_add_up() -> TestResu
         &ctx,
         &server,
         table,
-        source.path(),
+        Some(source.path()),
         TransportKind::Protobuf,
         1,
     )
@@ -374,8 +379,8 @@ async fn two_executors_both_write_partitions_and_the_counts_add_up() -> TestResu
     let expected: Vec<RecordBatch> = (0..8).map(|f| rows(f * 500, 500, None)).collect();
     assert_same_rows(&landed(&server, table).await, &expected);
     let counters = server.counters(table);
-    // One stream per write task (DataFusion groups the 8 files into up to 8 partitions).
-    assert!((2..=8).contains(&counters.streams_opened), "{counters:?}");
+    // One stream per write task, one task per file.
+    assert_eq!(counters.streams_opened, 8, "{counters:?}");
     let asked = asked.map(|a| a.load(Ordering::SeqCst));
     assert!(
         asked.iter().all(|n| *n > 0),
@@ -738,4 +743,83 @@ fn other_providers_and_nodes_go_to_the_inner_codecs() -> TestResult {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_million_rows_from_a_parquet_directory_land_once_each() -> TestResult {
+    const ROWS: i64 = 1_000_000;
+    const FILES: i64 = 8;
+    let per = ROWS / FILES;
+    let table = "cat.sch.million";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    // A generated source: `generate_series` cannot be sent to a scheduler (its table
+    // provider has no codec), and `unnest(range(a, b))` is folded into a list literal of
+    // b - a elements carried in every task's plan.
+    write_parquet(source.path(), FILES as usize, per as usize, None);
+    let server = server(data.path(), table).await;
+    let ctx =
+        ballista_context(&server, table, Some(source.path()), TransportKind::Protobuf).await?;
+    let started = std::time::Instant::now();
+
+    let result = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+
+    let inserted = started.elapsed();
+    assert_eq!(count(&result), ROWS as u64);
+    let landed = server.read_table(table).await?;
+    println!(
+        "1M rows: INSERT {inserted:?}, read back {:?}",
+        started.elapsed() - inserted
+    );
+    assert_eq!(landed.num_rows() as i64, ROWS, "rows in the Delta table");
+    let ids = landed
+        .column_by_name("id")
+        .expect("id")
+        .as_primitive::<Int64Type>();
+    let names = landed
+        .column_by_name("name")
+        .expect("name")
+        .as_string::<i32>();
+    let scores = landed
+        .column_by_name("score")
+        .expect("score")
+        .as_primitive::<Float64Type>();
+    // Every id of 0..1M exactly once: with the row count, no row is missing or doubled.
+    let mut row_of = vec![usize::MAX; ROWS as usize];
+    for (row, id) in ids.values().iter().enumerate() {
+        let slot = usize::try_from(*id)
+            .ok()
+            .and_then(|i| row_of.get_mut(i))
+            .unwrap_or_else(|| panic!("id {id} out of range"));
+        assert_eq!(*slot, usize::MAX, "id {id} landed twice");
+        *slot = row;
+    }
+    // Values of a sample (every 997th id, and the first and last of each file).
+    let sample = (0..ROWS)
+        .step_by(997)
+        .chain((0..FILES).flat_map(|f| [f * per, (f + 1) * per - 1]));
+    let mut checked = 0;
+    for id in sample {
+        let row = row_of[id as usize];
+        assert_eq!(ids.value(row), id);
+        if id % 7 == 0 {
+            assert!(names.is_null(row), "name of id {id}");
+        } else {
+            assert_eq!(names.value(row), format!("n{id}"), "name of id {id}");
+        }
+        assert_eq!(scores.value(row), id as f64 / 4.0, "score of id {id}");
+        checked += 1;
+    }
+    assert!(checked > 1_000);
+    let counters = server.counters(table);
+    assert_eq!(counters.received, ROWS as u64, "{counters:?}");
+    assert_eq!(counters.duplicates, 0, "{counters:?}");
+    // One stream per write task: one per file (DataFusion makes a partition of each).
+    assert_eq!(counters.streams_opened, FILES as u64, "{counters:?}");
+    server.shutdown().await;
+    Ok(())
 }
