@@ -823,3 +823,411 @@ async fn a_million_rows_from_a_parquet_directory_land_once_each() -> TestResult 
     server.shutdown().await;
     Ok(())
 }
+
+/// A source that fails once, as a real source does when an executor's read of object
+/// storage breaks: [`FlakyTable`] scans a Parquet directory through [`FlakyExec`], which
+/// passes batches through until `fail_after` rows went by in one partition, then (the
+/// first time only, across every task of the process) ends that partition with an IO
+/// error, which Ballista retries. Its codecs are registered before the Zerobus ones,
+/// which wrap them (and Ballista's).
+mod flaky {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+    use datafusion::arrow::datatypes::SchemaRef;
+    use datafusion::catalog::{Session, TableProvider};
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::common::TableReference;
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::file_format::FileFormatFactory;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    use datafusion::error::{DataFusionError, Result};
+    use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+    use datafusion::logical_expr::{Expr, Extension, LogicalPlan, TableType};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion::physical_plan::{
+        DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
+    };
+    use datafusion_proto::logical_plan::LogicalExtensionCodec;
+    use datafusion_proto::physical_plan::{
+        PhysicalExtensionCodec, PhysicalProtoConverterExtension,
+    };
+    use futures::StreamExt;
+
+    /// What happened to the flaky sources of a test (keyed by the test's key).
+    #[derive(Debug, Default, Clone)]
+    pub struct Record {
+        /// The rows each execution of a partition passed on (a retried task executes its
+        /// partition again; a partition of a byte range of a Parquet file holding no row
+        /// group's start passes none).
+        pub passed: Vec<Arc<AtomicUsize>>,
+        /// Rows passed on by the partition that failed, before it failed.
+        pub rows_before_failure: Option<usize>,
+    }
+
+    static RECORDS: Mutex<Option<HashMap<String, Record>>> = Mutex::new(None);
+
+    fn with_record<T>(key: &str, f: impl FnOnce(&mut Record) -> T) -> T {
+        let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+        f(records
+            .get_or_insert_with(HashMap::new)
+            .entry(key.to_string())
+            .or_default())
+    }
+
+    /// What happened to the flaky sources named `key`.
+    pub fn record(key: &str) -> Record {
+        with_record(key, |r| r.clone())
+    }
+
+    /// A Parquet directory read through [`FlakyExec`].
+    #[derive(Debug)]
+    pub struct FlakyTable {
+        pub dir: String,
+        pub schema: SchemaRef,
+        pub fail_after: usize,
+        pub key: String,
+    }
+
+    #[async_trait]
+    impl TableProvider for FlakyTable {
+        fn schema(&self) -> SchemaRef {
+            Arc::clone(&self.schema)
+        }
+
+        fn table_type(&self) -> TableType {
+            TableType::Base
+        }
+
+        async fn scan(
+            &self,
+            state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            filters: &[Expr],
+            limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new(ListingTableUrl::parse(&self.dir)?)
+                .with_listing_options(options)
+                .with_schema(Arc::clone(&self.schema));
+            let scan = ListingTable::try_new(config)?
+                .scan(state, projection, filters, limit)
+                .await?;
+            Ok(Arc::new(FlakyExec {
+                input: scan,
+                fail_after: self.fail_after,
+                key: self.key.clone(),
+            }))
+        }
+    }
+
+    /// Passes its input through; see the [module docs](self).
+    #[derive(Debug)]
+    pub struct FlakyExec {
+        input: Arc<dyn ExecutionPlan>,
+        fail_after: usize,
+        key: String,
+    }
+
+    impl DisplayAs for FlakyExec {
+        fn fmt_as(
+            &self,
+            _: DisplayFormatType,
+            f: &mut std::fmt::Formatter<'_>,
+        ) -> std::fmt::Result {
+            write!(f, "FlakyExec: fail_after={}", self.fail_after)
+        }
+    }
+
+    impl ExecutionPlan for FlakyExec {
+        fn name(&self) -> &'static str {
+            "FlakyExec"
+        }
+
+        fn properties(&self) -> &Arc<PlanProperties> {
+            self.input.properties()
+        }
+
+        fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn with_new_children(
+            self: Arc<Self>,
+            mut children: Vec<Arc<dyn ExecutionPlan>>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            Ok(Arc::new(FlakyExec {
+                input: children.remove(0),
+                fail_after: self.fail_after,
+                key: self.key.clone(),
+            }))
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        ) -> Result<TreeNodeRecursion> {
+            Ok(TreeNodeRecursion::Continue)
+        }
+
+        fn execute(
+            &self,
+            partition: usize,
+            context: Arc<TaskContext>,
+        ) -> Result<SendableRecordBatchStream> {
+            let input = self.input.execute(partition, context)?;
+            let schema = input.schema();
+            let counter = Arc::new(AtomicUsize::new(0));
+            with_record(&self.key, |r| r.passed.push(Arc::clone(&counter)));
+            let (key, fail_after) = (self.key.clone(), self.fail_after);
+            let mut passed = 0;
+            let stream = input.map(move |batch| {
+                let batch = batch?;
+                if passed >= fail_after {
+                    let fail = with_record(&key, |r| {
+                        r.rows_before_failure.is_none().then(|| {
+                            r.rows_before_failure = Some(passed);
+                        })
+                    });
+                    if fail.is_some() {
+                        return Err(DataFusionError::IoError(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "injected: the source's connection was reset",
+                        )));
+                    }
+                }
+                passed += batch.num_rows();
+                counter.store(passed, Ordering::SeqCst);
+                Ok(batch)
+            });
+            Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        }
+    }
+
+    const TABLE: &[u8] = b"flaky-table:";
+    const EXEC: &[u8] = b"flaky-exec:";
+
+    /// `prefix` then `fields` joined by `\n`.
+    fn encode(prefix: &[u8], fields: &[&str], buf: &mut Vec<u8>) {
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(fields.join("\n").as_bytes());
+    }
+
+    /// The fields of a buffer written by [`encode`] with `prefix`, if it was.
+    fn decode<'a>(prefix: &[u8], buf: &'a [u8]) -> Option<Vec<&'a str>> {
+        let body = buf.strip_prefix(prefix)?;
+        Some(std::str::from_utf8(body).ok()?.split('\n').collect())
+    }
+
+    fn number(text: &str) -> Result<usize> {
+        text.parse()
+            .map_err(|e| DataFusionError::Internal(format!("flaky codec: {e}")))
+    }
+
+    /// The logical codec of [`FlakyTable`], over Ballista's.
+    #[derive(Debug, Default)]
+    pub struct Logical(BallistaLogicalExtensionCodec);
+
+    impl LogicalExtensionCodec for Logical {
+        fn try_decode(
+            &self,
+            buf: &[u8],
+            inputs: &[LogicalPlan],
+            ctx: &TaskContext,
+        ) -> Result<Extension> {
+            self.0.try_decode(buf, inputs, ctx)
+        }
+
+        fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+            self.0.try_encode(node, buf)
+        }
+
+        fn try_decode_table_provider(
+            &self,
+            buf: &[u8],
+            table_ref: &TableReference,
+            schema: SchemaRef,
+            ctx: &TaskContext,
+        ) -> Result<Arc<dyn TableProvider>> {
+            match decode(TABLE, buf).as_deref() {
+                Some([dir, fail_after, key]) => Ok(Arc::new(FlakyTable {
+                    dir: dir.to_string(),
+                    schema,
+                    fail_after: number(fail_after)?,
+                    key: key.to_string(),
+                })),
+                _ => self
+                    .0
+                    .try_decode_table_provider(buf, table_ref, schema, ctx),
+            }
+        }
+
+        fn try_encode_table_provider(
+            &self,
+            table_ref: &TableReference,
+            node: Arc<dyn TableProvider>,
+            buf: &mut Vec<u8>,
+        ) -> Result<()> {
+            match node.downcast_ref::<FlakyTable>() {
+                Some(t) => {
+                    encode(TABLE, &[&t.dir, &t.fail_after.to_string(), &t.key], buf);
+                    Ok(())
+                }
+                None => self.0.try_encode_table_provider(table_ref, node, buf),
+            }
+        }
+
+        fn try_decode_file_format(
+            &self,
+            buf: &[u8],
+            ctx: &TaskContext,
+        ) -> Result<Arc<dyn FileFormatFactory>> {
+            self.0.try_decode_file_format(buf, ctx)
+        }
+
+        fn try_encode_file_format(
+            &self,
+            buf: &mut Vec<u8>,
+            node: Arc<dyn FileFormatFactory>,
+        ) -> Result<()> {
+            self.0.try_encode_file_format(buf, node)
+        }
+    }
+
+    /// The physical codec of [`FlakyExec`], over Ballista's.
+    #[derive(Debug, Default)]
+    pub struct Physical(BallistaPhysicalExtensionCodec);
+
+    impl PhysicalExtensionCodec for Physical {
+        fn try_decode(
+            &self,
+            buf: &[u8],
+            inputs: &[Arc<dyn ExecutionPlan>],
+            ctx: &TaskContext,
+            converter: &dyn PhysicalProtoConverterExtension,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            match (decode(EXEC, buf).as_deref(), inputs) {
+                (Some([fail_after, key]), [input]) => Ok(Arc::new(FlakyExec {
+                    input: Arc::clone(input),
+                    fail_after: number(fail_after)?,
+                    key: key.to_string(),
+                })),
+                _ => self.0.try_decode(buf, inputs, ctx, converter),
+            }
+        }
+
+        fn try_encode(
+            &self,
+            node: Arc<dyn ExecutionPlan>,
+            buf: &mut Vec<u8>,
+            converter: &dyn PhysicalProtoConverterExtension,
+        ) -> Result<()> {
+            match node.downcast_ref::<FlakyExec>() {
+                Some(exec) => {
+                    encode(EXEC, &[&exec.fail_after.to_string(), &exec.key], buf);
+                    Ok(())
+                }
+                None => self.0.try_encode(node, buf, converter),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_ballista_retries_sends_its_rows_again_and_the_server_counts_the_duplicates(
+) -> TestResult {
+    const FILES: usize = 4;
+    const PER_FILE: usize = 25_000;
+    const TOTAL: usize = FILES * PER_FILE;
+    let table = "cat.sch.retried";
+    let key = "retry-test";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    write_parquet(source.path(), FILES, PER_FILE, None);
+    let server = server(data.path(), table).await;
+    // The flaky source's codecs first, the Zerobus codecs around them (and Ballista's).
+    // One partition per task (the default packs up to an executor's free slots into one
+    // task, and a retry then runs every partition of the task again).
+    let config = SessionConfig::new_with_ballista()
+        .with_target_partitions(8)
+        .set_usize("ballista.scheduler.max_partitions_per_task", 1)
+        .with_ballista_logical_extension_codec(Arc::new(flaky::Logical::default()))
+        .with_ballista_physical_extension_codec(Arc::new(flaky::Physical::default()));
+    let executor_secret = secret(&server);
+    let config = with_zerobus_env(config, move |name| {
+        executor_secret
+            .clone()
+            .filter(|_| name == zerobus_ballista::CLIENT_SECRET_VAR)
+    });
+    let state = arrow_zerobus_sdk_wrapper::sql::with_zerobus(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features(),
+    )
+    .build();
+    let ctx = SessionContext::standalone_with_state(state).await?;
+    create_tables(&ctx, &server, table, None, TransportKind::Protobuf, 1).await?;
+    ctx.register_table(
+        "src",
+        Arc::new(flaky::FlakyTable {
+            dir: format!("{}/", source.path().display()),
+            schema: schema(),
+            fail_after: 10_000,
+            key: key.to_string(),
+        }),
+    )?;
+
+    let result = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+
+    let record = flaky::record(key);
+    let resent = record
+        .rows_before_failure
+        .expect("a partition failed (and Ballista retried it: the INSERT succeeded)");
+    // The failed attempt's rows (whole 8,192-row batches, at least `fail_after`) landed
+    // before the task failed: its sink waits for what it sent.
+    assert!((10_000..PER_FILE).contains(&resent), "{record:?}");
+    // Each file (one row group) is read by one partition, and the failed one once more.
+    let with_rows = record
+        .passed
+        .iter()
+        .filter(|n| n.load(Ordering::SeqCst) > 0)
+        .count();
+    assert_eq!(with_rows, FILES + 1, "{record:?}");
+    // One stream per execution with rows (workers 1): the retry opened its own.
+    let counters = server.counters(table);
+    assert_eq!(with_rows as u64, counters.streams_opened, "{counters:?}");
+    // The INSERT's count adds the successful attempts only: every row once.
+    assert_eq!(count(&result), TOTAL as u64);
+    // What landed: every row, and the failed attempt's rows a second time.
+    let landed = landed(&server, table).await;
+    assert_eq!(landed.num_rows(), TOTAL + resent, "{counters:?}");
+    let ids = landed.column(0).as_primitive::<Int64Type>().values();
+    let mut times = vec![0u8; TOTAL];
+    for id in ids.iter() {
+        times[usize::try_from(*id)?] += 1;
+    }
+    assert!(
+        times.iter().all(|t| (1..=2).contains(t)),
+        "every id once or twice"
+    );
+    let twice: Vec<usize> = (0..TOTAL).filter(|id| times[*id] == 2).collect();
+    assert_eq!(twice.len(), resent);
+    // Resent rows are the first rows of one file (one partition), sent again.
+    let first = twice[0] / PER_FILE * PER_FILE;
+    assert_eq!(twice, (first..first + resent).collect::<Vec<_>>());
+    // The server saw them all and counted the repeats: duplicates are not assumed away.
+    assert_eq!(counters.received, (TOTAL + resent) as u64, "{counters:?}");
+    assert_eq!(counters.duplicates, resent as u64, "{counters:?}");
+    server.shutdown().await;
+    Ok(())
+}
