@@ -17,7 +17,8 @@
 //! Setup: 8 Parquet files (one partition each: `repartition_file_scans` off everywhere),
 //! 32,768-row batches, rows `id BIGINT, name VARCHAR, score DOUBLE`. Single-process uses
 //! the sink's default `workers` (the cores, at most 4) streams; Ballista tasks use
-//! `workers` 1 (one stream per partition), each executor has 2 task slots.
+//! `workers` 1 (one stream per partition), each executor has 2 task slots
+//! (`ZEROBUS_BENCH_SLOTS`).
 
 use std::fs::File;
 use std::path::Path;
@@ -113,9 +114,9 @@ async fn create_tables(ctx: &SessionContext, source: &Path, endpoint: &str, work
     .expect("events");
 }
 
-/// A Ballista cluster in this process (a scheduler and `executors` executors of 2 task
-/// slots each, over gRPC) and a client of it.
-async fn cluster(executors: usize, source: &Path, endpoint: &str) -> SessionContext {
+/// A Ballista cluster in this process (a scheduler and `executors` executors of `slots`
+/// task slots each, over gRPC) and a client of it.
+async fn cluster(executors: usize, slots: usize, source: &Path, endpoint: &str) -> SessionContext {
     let state = state();
     let address = ballista_scheduler::standalone::new_standalone_scheduler_from_state(&state)
         .await
@@ -125,7 +126,7 @@ async fn cluster(executors: usize, source: &Path, endpoint: &str) -> SessionCont
             SchedulerGrpcClient::connect(format!("http://localhost:{}", address.port()))
                 .await
                 .expect("connect");
-        ballista_executor::new_standalone_executor_from_state(scheduler, 2, &state)
+        ballista_executor::new_standalone_executor_from_state(scheduler, slots, &state)
             .await
             .expect("executor");
     }
@@ -174,6 +175,7 @@ fn main() {
         if bench { 10_000_000 } else { 100_000 },
     );
     let rounds = env_usize("ZEROBUS_BENCH_ROUNDS", if bench { 3 } else { 1 });
+    let slots = env_usize("ZEROBUS_BENCH_SLOTS", 2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -191,8 +193,8 @@ fn main() {
 
         let single = SessionContext::new_with_state(state());
         create_tables(&single, source.path(), &endpoint, "").await;
-        let one = cluster(1, source.path(), &endpoint).await;
-        let two = cluster(2, source.path(), &endpoint).await;
+        let one = cluster(1, slots, source.path(), &endpoint).await;
+        let two = cluster(2, slots, source.path(), &endpoint).await;
         let contenders = [
             ("single-process", &single),
             ("ballista, 1 executor", &one),
