@@ -107,9 +107,15 @@ async fn server(dir: &std::path::Path, table: &str) -> LocalZerobus {
 /// A client state with the `STORED AS ZEROBUS` factory and the codecs, whose secret
 /// lookup answers `secret` (as a process reads `ZEROBUS_CLIENT_SECRET` from its
 /// environment) and counts the questions in `asked`.
+///
+/// One partition per Parquet file: by default DataFusion splits the files into byte
+/// ranges, one per target partition, and a range holding no row group's start reads
+/// nothing (its task opens no stream) while another may read two files' row groups.
 fn state(secret: Option<String>, asked: Arc<AtomicUsize>) -> SessionState {
     let config = with_zerobus_env(
-        SessionConfig::new_with_ballista().with_target_partitions(8),
+        SessionConfig::new_with_ballista()
+            .with_target_partitions(8)
+            .set_bool("datafusion.optimizer.repartition_file_scans", false),
         move |name| {
             asked.fetch_add(1, Ordering::SeqCst);
             secret
@@ -131,21 +137,23 @@ fn secret(server: &LocalZerobus) -> Option<String> {
     Some(server.client_secret().expose_secret().to_string())
 }
 
-/// On `ctx`: the source Parquet directory as `src` and the Zerobus table as `events`
-/// (with [`CLIENT_SIDE_SECRET`], `workers` streams per task).
+/// On `ctx`: the source Parquet directory (if any) as `src` and the Zerobus table as
+/// `events` (with [`CLIENT_SIDE_SECRET`], `workers` streams per task).
 async fn create_tables(
     ctx: &SessionContext,
     server: &LocalZerobus,
     table: &str,
-    source: &std::path::Path,
+    source: Option<&std::path::Path>,
     transport: TransportKind,
     workers: usize,
 ) -> DfResult<()> {
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
-        source.display()
-    ))
-    .await?;
+    if let Some(source) = source {
+        ctx.sql(&format!(
+            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+            source.display()
+        ))
+        .await?;
+    }
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE events (id BIGINT NOT NULL, name VARCHAR, score DOUBLE) \
          STORED AS ZEROBUS LOCATION '{table}' OPTIONS ('endpoint' '{}', \
@@ -161,11 +169,11 @@ async fn create_tables(
 }
 
 /// A Ballista standalone cluster (scheduler and one executor in this process) and its
-/// client, with `src` and `events` (one worker stream per task).
+/// client, with `src` (if any) and `events` (one worker stream per task).
 async fn ballista_context(
     server: &LocalZerobus,
     table: &str,
-    source: &std::path::Path,
+    source: Option<&std::path::Path>,
     transport: TransportKind,
 ) -> DfResult<SessionContext> {
     let state = state(secret(server), Arc::default());
@@ -241,7 +249,7 @@ async fn insert_select_from_parquet_lands_every_row_from_the_executor_over_both_
         let data = tempfile::tempdir()?;
         write_parquet(source.path(), 4, 2_500, None);
         let server = server(data.path(), &table).await;
-        let ctx = ballista_context(&server, &table, source.path(), transport).await?;
+        let ctx = ballista_context(&server, &table, Some(source.path()), transport).await?;
 
         let result = ctx
             .sql("INSERT INTO events SELECT id, name, score FROM src")
@@ -254,13 +262,15 @@ async fn insert_select_from_parquet_lands_every_row_from_the_executor_over_both_
         assert_same_rows(&landed(&server, &table).await, &expected);
         let counters = server.counters(&table);
         // The client's secret is wrong: the rows came from the executor, whose decoded
-        // sink took the secret from its own environment. One write task per source
-        // partition (DataFusion groups the 4 files into 3 or 4), each with its own
-        // stream (`workers` 1: a single DataSinkExec would have opened one).
+        // sink took the secret from its own environment. One write task per file, each
+        // with its own stream (`workers` 1: a single DataSinkExec would have opened one).
+        // The server sometimes counts 3 streams for the 4 tasks (about one run in four,
+        // either transport; still 4 requests: one per task): see docs/distributed.md.
         assert!(
-            (2..=4).contains(&counters.streams_opened),
+            (3..=4).contains(&counters.streams_opened),
             "{transport:?}: {counters:?}"
         );
+        assert_eq!(counters.requests, 4, "{transport:?}: {counters:?}");
         assert_eq!(counters.duplicates, 0, "{transport:?}: {counters:?}");
         assert!(server.tokens_issued() >= 1);
         server.shutdown().await;
@@ -279,7 +289,8 @@ async fn rows_failing_on_the_executor_fail_the_insert_with_their_count_and_reaso
     server
         .faults(table)
         .reject_records_containing(Some(b"poison".to_vec()));
-    let ctx = ballista_context(&server, table, source.path(), TransportKind::Protobuf).await?;
+    let ctx =
+        ballista_context(&server, table, Some(source.path()), TransportKind::Protobuf).await?;
 
     let error = ctx
         .sql("INSERT INTO events SELECT id, name, score FROM src")
@@ -358,7 +369,7 @@ async fn two_executors_both_write_partitions_and_the_counts_add_up() -> TestResu
         &ctx,
         &server,
         table,
-        source.path(),
+        Some(source.path()),
         TransportKind::Protobuf,
         1,
     )
@@ -374,8 +385,9 @@ async fn two_executors_both_write_partitions_and_the_counts_add_up() -> TestResu
     let expected: Vec<RecordBatch> = (0..8).map(|f| rows(f * 500, 500, None)).collect();
     assert_same_rows(&landed(&server, table).await, &expected);
     let counters = server.counters(table);
-    // One stream per write task (DataFusion groups the 8 files into up to 8 partitions).
-    assert!((2..=8).contains(&counters.streams_opened), "{counters:?}");
+    // A stream per write task, one task per file (the server may count one less: see
+    // docs/distributed.md).
+    assert!((7..=8).contains(&counters.streams_opened), "{counters:?}");
     let asked = asked.map(|a| a.load(Ordering::SeqCst));
     assert!(
         asked.iter().all(|n| *n > 0),
@@ -738,4 +750,499 @@ fn other_providers_and_nodes_go_to_the_inner_codecs() -> TestResult {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_million_rows_from_a_parquet_directory_land_once_each() -> TestResult {
+    const ROWS: i64 = 1_000_000;
+    const FILES: i64 = 8;
+    let per = ROWS / FILES;
+    let table = "cat.sch.million";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    // A generated source: `generate_series` cannot be sent to a scheduler (its table
+    // provider has no codec), and `unnest(range(a, b))` is folded into a list literal of
+    // b - a elements carried in every task's plan.
+    write_parquet(source.path(), FILES as usize, per as usize, None);
+    let server = server(data.path(), table).await;
+    let ctx =
+        ballista_context(&server, table, Some(source.path()), TransportKind::Protobuf).await?;
+    let started = std::time::Instant::now();
+
+    let result = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+
+    let inserted = started.elapsed();
+    assert_eq!(count(&result), ROWS as u64);
+    let landed = server.read_table(table).await?;
+    println!(
+        "1M rows: INSERT {inserted:?}, read back {:?}",
+        started.elapsed() - inserted
+    );
+    assert_eq!(landed.num_rows() as i64, ROWS, "rows in the Delta table");
+    let ids = landed
+        .column_by_name("id")
+        .expect("id")
+        .as_primitive::<Int64Type>();
+    let names = landed
+        .column_by_name("name")
+        .expect("name")
+        .as_string::<i32>();
+    let scores = landed
+        .column_by_name("score")
+        .expect("score")
+        .as_primitive::<Float64Type>();
+    // Every id of 0..1M exactly once: with the row count, no row is missing or doubled.
+    let mut row_of = vec![usize::MAX; ROWS as usize];
+    for (row, id) in ids.values().iter().enumerate() {
+        let slot = usize::try_from(*id)
+            .ok()
+            .and_then(|i| row_of.get_mut(i))
+            .unwrap_or_else(|| panic!("id {id} out of range"));
+        assert_eq!(*slot, usize::MAX, "id {id} landed twice");
+        *slot = row;
+    }
+    // Values of a sample (every 997th id, and the first and last of each file).
+    let sample = (0..ROWS)
+        .step_by(997)
+        .chain((0..FILES).flat_map(|f| [f * per, (f + 1) * per - 1]));
+    let mut checked = 0;
+    for id in sample {
+        let row = row_of[id as usize];
+        assert_eq!(ids.value(row), id);
+        if id % 7 == 0 {
+            assert!(names.is_null(row), "name of id {id}");
+        } else {
+            assert_eq!(names.value(row), format!("n{id}"), "name of id {id}");
+        }
+        assert_eq!(scores.value(row), id as f64 / 4.0, "score of id {id}");
+        checked += 1;
+    }
+    assert!(checked > 1_000);
+    let counters = server.counters(table);
+    assert_eq!(counters.received, ROWS as u64, "{counters:?}");
+    assert_eq!(counters.duplicates, 0, "{counters:?}");
+    // A stream per write task (one per file), though the server may count one less
+    // (see docs/distributed.md).
+    assert!(
+        (FILES as u64 - 1..=FILES as u64).contains(&counters.streams_opened),
+        "{counters:?}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A source that fails once, as a real source does when an executor's read of object
+/// storage breaks: [`FlakyTable`] scans a Parquet directory through [`FlakyExec`], which
+/// passes batches through until `fail_after` rows went by in one partition, then (the
+/// first time only, across every task of the process) ends that partition with an IO
+/// error, which Ballista retries. Its codecs are registered before the Zerobus ones,
+/// which wrap them (and Ballista's).
+mod flaky {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+    use datafusion::arrow::datatypes::SchemaRef;
+    use datafusion::catalog::{Session, TableProvider};
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::common::TableReference;
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::file_format::FileFormatFactory;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    use datafusion::error::{DataFusionError, Result};
+    use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+    use datafusion::logical_expr::{Expr, Extension, LogicalPlan, TableType};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion::physical_plan::{
+        DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
+    };
+    use datafusion_proto::logical_plan::LogicalExtensionCodec;
+    use datafusion_proto::physical_plan::{
+        PhysicalExtensionCodec, PhysicalProtoConverterExtension,
+    };
+    use futures::StreamExt;
+
+    /// What happened to the flaky sources of a test (keyed by the test's key).
+    #[derive(Debug, Default, Clone)]
+    pub struct Record {
+        /// The rows each execution of a partition passed on (a retried task executes its
+        /// partition again; a partition of a byte range of a Parquet file holding no row
+        /// group's start passes none).
+        pub passed: Vec<Arc<AtomicUsize>>,
+        /// Rows passed on by the partition that failed, before it failed.
+        pub rows_before_failure: Option<usize>,
+    }
+
+    static RECORDS: Mutex<Option<HashMap<String, Record>>> = Mutex::new(None);
+
+    fn with_record<T>(key: &str, f: impl FnOnce(&mut Record) -> T) -> T {
+        let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+        f(records
+            .get_or_insert_with(HashMap::new)
+            .entry(key.to_string())
+            .or_default())
+    }
+
+    /// What happened to the flaky sources named `key`.
+    pub fn record(key: &str) -> Record {
+        with_record(key, |r| r.clone())
+    }
+
+    /// A Parquet directory read through [`FlakyExec`].
+    #[derive(Debug)]
+    pub struct FlakyTable {
+        pub dir: String,
+        pub schema: SchemaRef,
+        pub fail_after: usize,
+        pub key: String,
+    }
+
+    #[async_trait]
+    impl TableProvider for FlakyTable {
+        fn schema(&self) -> SchemaRef {
+            Arc::clone(&self.schema)
+        }
+
+        fn table_type(&self) -> TableType {
+            TableType::Base
+        }
+
+        async fn scan(
+            &self,
+            state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            filters: &[Expr],
+            limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new(ListingTableUrl::parse(&self.dir)?)
+                .with_listing_options(options)
+                .with_schema(Arc::clone(&self.schema));
+            let scan = ListingTable::try_new(config)?
+                .scan(state, projection, filters, limit)
+                .await?;
+            Ok(Arc::new(FlakyExec {
+                input: scan,
+                fail_after: self.fail_after,
+                key: self.key.clone(),
+            }))
+        }
+    }
+
+    /// Passes its input through; see the [module docs](self).
+    #[derive(Debug)]
+    pub struct FlakyExec {
+        input: Arc<dyn ExecutionPlan>,
+        fail_after: usize,
+        key: String,
+    }
+
+    impl DisplayAs for FlakyExec {
+        fn fmt_as(
+            &self,
+            _: DisplayFormatType,
+            f: &mut std::fmt::Formatter<'_>,
+        ) -> std::fmt::Result {
+            write!(f, "FlakyExec: fail_after={}", self.fail_after)
+        }
+    }
+
+    impl ExecutionPlan for FlakyExec {
+        fn name(&self) -> &'static str {
+            "FlakyExec"
+        }
+
+        fn properties(&self) -> &Arc<PlanProperties> {
+            self.input.properties()
+        }
+
+        fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn with_new_children(
+            self: Arc<Self>,
+            mut children: Vec<Arc<dyn ExecutionPlan>>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            Ok(Arc::new(FlakyExec {
+                input: children.remove(0),
+                fail_after: self.fail_after,
+                key: self.key.clone(),
+            }))
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        ) -> Result<TreeNodeRecursion> {
+            Ok(TreeNodeRecursion::Continue)
+        }
+
+        fn execute(
+            &self,
+            partition: usize,
+            context: Arc<TaskContext>,
+        ) -> Result<SendableRecordBatchStream> {
+            let input = self.input.execute(partition, context)?;
+            let schema = input.schema();
+            let counter = Arc::new(AtomicUsize::new(0));
+            with_record(&self.key, |r| r.passed.push(Arc::clone(&counter)));
+            let (key, fail_after) = (self.key.clone(), self.fail_after);
+            let mut passed = 0;
+            let stream = input.map(move |batch| {
+                let batch = batch?;
+                if passed >= fail_after {
+                    let fail = with_record(&key, |r| {
+                        r.rows_before_failure.is_none().then(|| {
+                            r.rows_before_failure = Some(passed);
+                        })
+                    });
+                    if fail.is_some() {
+                        return Err(DataFusionError::IoError(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "injected: the source's connection was reset",
+                        )));
+                    }
+                }
+                passed += batch.num_rows();
+                counter.store(passed, Ordering::SeqCst);
+                Ok(batch)
+            });
+            Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        }
+    }
+
+    const TABLE: &[u8] = b"flaky-table:";
+    const EXEC: &[u8] = b"flaky-exec:";
+
+    /// `prefix` then `fields` joined by `\n`.
+    fn encode(prefix: &[u8], fields: &[&str], buf: &mut Vec<u8>) {
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(fields.join("\n").as_bytes());
+    }
+
+    /// The fields of a buffer written by [`encode`] with `prefix`, if it was.
+    fn decode<'a>(prefix: &[u8], buf: &'a [u8]) -> Option<Vec<&'a str>> {
+        let body = buf.strip_prefix(prefix)?;
+        Some(std::str::from_utf8(body).ok()?.split('\n').collect())
+    }
+
+    fn number(text: &str) -> Result<usize> {
+        text.parse()
+            .map_err(|e| DataFusionError::Internal(format!("flaky codec: {e}")))
+    }
+
+    /// The logical codec of [`FlakyTable`], over Ballista's.
+    #[derive(Debug, Default)]
+    pub struct Logical(BallistaLogicalExtensionCodec);
+
+    impl LogicalExtensionCodec for Logical {
+        fn try_decode(
+            &self,
+            buf: &[u8],
+            inputs: &[LogicalPlan],
+            ctx: &TaskContext,
+        ) -> Result<Extension> {
+            self.0.try_decode(buf, inputs, ctx)
+        }
+
+        fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+            self.0.try_encode(node, buf)
+        }
+
+        fn try_decode_table_provider(
+            &self,
+            buf: &[u8],
+            table_ref: &TableReference,
+            schema: SchemaRef,
+            ctx: &TaskContext,
+        ) -> Result<Arc<dyn TableProvider>> {
+            match decode(TABLE, buf).as_deref() {
+                Some([dir, fail_after, key]) => Ok(Arc::new(FlakyTable {
+                    dir: dir.to_string(),
+                    schema,
+                    fail_after: number(fail_after)?,
+                    key: key.to_string(),
+                })),
+                _ => self
+                    .0
+                    .try_decode_table_provider(buf, table_ref, schema, ctx),
+            }
+        }
+
+        fn try_encode_table_provider(
+            &self,
+            table_ref: &TableReference,
+            node: Arc<dyn TableProvider>,
+            buf: &mut Vec<u8>,
+        ) -> Result<()> {
+            match node.downcast_ref::<FlakyTable>() {
+                Some(t) => {
+                    encode(TABLE, &[&t.dir, &t.fail_after.to_string(), &t.key], buf);
+                    Ok(())
+                }
+                None => self.0.try_encode_table_provider(table_ref, node, buf),
+            }
+        }
+
+        fn try_decode_file_format(
+            &self,
+            buf: &[u8],
+            ctx: &TaskContext,
+        ) -> Result<Arc<dyn FileFormatFactory>> {
+            self.0.try_decode_file_format(buf, ctx)
+        }
+
+        fn try_encode_file_format(
+            &self,
+            buf: &mut Vec<u8>,
+            node: Arc<dyn FileFormatFactory>,
+        ) -> Result<()> {
+            self.0.try_encode_file_format(buf, node)
+        }
+    }
+
+    /// The physical codec of [`FlakyExec`], over Ballista's.
+    #[derive(Debug, Default)]
+    pub struct Physical(BallistaPhysicalExtensionCodec);
+
+    impl PhysicalExtensionCodec for Physical {
+        fn try_decode(
+            &self,
+            buf: &[u8],
+            inputs: &[Arc<dyn ExecutionPlan>],
+            ctx: &TaskContext,
+            converter: &dyn PhysicalProtoConverterExtension,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            match (decode(EXEC, buf).as_deref(), inputs) {
+                (Some([fail_after, key]), [input]) => Ok(Arc::new(FlakyExec {
+                    input: Arc::clone(input),
+                    fail_after: number(fail_after)?,
+                    key: key.to_string(),
+                })),
+                _ => self.0.try_decode(buf, inputs, ctx, converter),
+            }
+        }
+
+        fn try_encode(
+            &self,
+            node: Arc<dyn ExecutionPlan>,
+            buf: &mut Vec<u8>,
+            converter: &dyn PhysicalProtoConverterExtension,
+        ) -> Result<()> {
+            match node.downcast_ref::<FlakyExec>() {
+                Some(exec) => {
+                    encode(EXEC, &[&exec.fail_after.to_string(), &exec.key], buf);
+                    Ok(())
+                }
+                None => self.0.try_encode(node, buf, converter),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_ballista_retries_sends_its_rows_again_and_the_server_counts_the_duplicates(
+) -> TestResult {
+    const FILES: usize = 4;
+    const PER_FILE: usize = 25_000;
+    const TOTAL: usize = FILES * PER_FILE;
+    let table = "cat.sch.retried";
+    let key = "retry-test";
+    let source = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    write_parquet(source.path(), FILES, PER_FILE, None);
+    let server = server(data.path(), table).await;
+    // The flaky source's codecs first, the Zerobus codecs around them (and Ballista's).
+    // One partition per task (the default packs up to an executor's free slots into one
+    // task, and a retry then runs every partition of the task again).
+    let config = SessionConfig::new_with_ballista()
+        .with_target_partitions(8)
+        .set_usize("ballista.scheduler.max_partitions_per_task", 1)
+        .with_ballista_logical_extension_codec(Arc::new(flaky::Logical::default()))
+        .with_ballista_physical_extension_codec(Arc::new(flaky::Physical::default()));
+    let executor_secret = secret(&server);
+    let config = with_zerobus_env(config, move |name| {
+        executor_secret
+            .clone()
+            .filter(|_| name == zerobus_ballista::CLIENT_SECRET_VAR)
+    });
+    let state = arrow_zerobus_sdk_wrapper::sql::with_zerobus(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features(),
+    )
+    .build();
+    let ctx = SessionContext::standalone_with_state(state).await?;
+    create_tables(&ctx, &server, table, None, TransportKind::Protobuf, 1).await?;
+    ctx.register_table(
+        "src",
+        Arc::new(flaky::FlakyTable {
+            dir: format!("{}/", source.path().display()),
+            schema: schema(),
+            fail_after: 10_000,
+            key: key.to_string(),
+        }),
+    )?;
+
+    let result = ctx
+        .sql("INSERT INTO events SELECT * FROM src")
+        .await?
+        .collect()
+        .await?;
+
+    let record = flaky::record(key);
+    let resent = record
+        .rows_before_failure
+        .expect("a partition failed (and Ballista retried it: the INSERT succeeded)");
+    // The failed attempt's rows (whole 8,192-row batches, at least `fail_after`) landed
+    // before the task failed: its sink waits for what it sent.
+    assert!((10_000..PER_FILE).contains(&resent), "{record:?}");
+    // Each file (one row group) is read by one partition, and the failed one once more.
+    let with_rows = record
+        .passed
+        .iter()
+        .filter(|n| n.load(Ordering::SeqCst) > 0)
+        .count();
+    assert_eq!(with_rows, FILES + 1, "{record:?}");
+    // A stream per execution with rows (workers 1; the server may count one less: see
+    // docs/distributed.md).
+    let counters = server.counters(table);
+    assert!(
+        (with_rows as u64 - 1..=with_rows as u64).contains(&counters.streams_opened),
+        "{counters:?}"
+    );
+    // The INSERT's count adds the successful attempts only: every row once.
+    assert_eq!(count(&result), TOTAL as u64);
+    // What landed: every row, and the failed attempt's rows a second time.
+    let landed = landed(&server, table).await;
+    assert_eq!(landed.num_rows(), TOTAL + resent, "{counters:?}");
+    let ids = landed.column(0).as_primitive::<Int64Type>().values();
+    let mut times = vec![0u8; TOTAL];
+    for id in ids.iter() {
+        times[usize::try_from(*id)?] += 1;
+    }
+    assert!(
+        times.iter().all(|t| (1..=2).contains(t)),
+        "every id once or twice"
+    );
+    let twice: Vec<usize> = (0..TOTAL).filter(|id| times[*id] == 2).collect();
+    assert_eq!(twice.len(), resent);
+    // Resent rows are the first rows of one file (one partition), sent again.
+    let first = twice[0] / PER_FILE * PER_FILE;
+    assert_eq!(twice, (first..first + resent).collect::<Vec<_>>());
+    // The server saw them all and counted the repeats: duplicates are not assumed away.
+    assert_eq!(counters.received, (TOTAL + resent) as u64, "{counters:?}");
+    assert_eq!(counters.duplicates, resent as u64, "{counters:?}");
+    server.shutdown().await;
+    Ok(())
 }
