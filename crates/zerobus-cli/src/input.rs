@@ -184,6 +184,16 @@ fn push_path(path: &Path, format: Option<Format>, paths: &mut Vec<PathBuf>) -> C
     Ok(())
 }
 
+/// The rows of `file` as its metadata gives them, without reading its data: Parquet
+/// files only (`None` for the other formats, or a file that cannot be read).
+pub fn row_count(file: &InputFile) -> Option<u64> {
+    if file.format != Format::Parquet {
+        return None;
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&file.path).ok()?).ok()?;
+    u64::try_from(builder.metadata().file_metadata().num_rows()).ok()
+}
+
 /// The batches of one file as they are read, with the bytes of the file read so far.
 pub struct Reading {
     /// The schema of every batch.

@@ -933,3 +933,169 @@ async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_s
     server.shutdown().await;
     Ok(())
 }
+
+/// `zerobus ingest FILE --table TABLE --endpoint ENDPOINT EXTRA...` started, its stdout
+/// and stderr piped.
+fn spawn_ingest(file: &str, table: &str, endpoint: &str, extra: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_zerobus"))
+        .args(["ingest", file, "--table", table, "--endpoint", endpoint])
+        .args(extra)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("zerobus ingest")
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+#[cfg(unix)]
+fn ctrl_c(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -INT {pid}");
+}
+
+/// Waits until `done` holds of the counters of `table` (at most a minute).
+async fn wait_for_counters(
+    server: &LocalZerobus,
+    table: &str,
+    done: impl Fn(&zerobus_local::Counters) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !done(&server.counters(table)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{table}: {:?} within a minute", server.counters(table)));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_reading_waits_for_the_rows_sent_and_exits_130() -> TestResult {
+    let (server, dir) = server_and_dir().await?;
+    let table = "main.cli.interrupt";
+    // 200 batches of 1,000 rows, each acknowledged 50 ms late: 10 s at least to send.
+    let total = 200_000;
+    let input = rows(0..total, true);
+    write_parquet(&dir.path().join("big.parquet"), &[batch(&input)]);
+    let big = path(dir.path(), "big.parquet");
+    server
+        .faults(table)
+        .delay_acks(Some(Duration::from_millis(50)));
+    let endpoint = server.endpoint();
+    let child = spawn_ingest(&big, table, &endpoint, &["--batch-rows", "1000", "--json"]);
+    wait_for_counters(&server, table, |c| c.acknowledged > 0).await;
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("exited within two minutes of Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let summary = json_of(&output);
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["exit_code"], 130, "{summary}");
+    let read = summary["rows_read"].as_u64().expect("rows_read");
+    assert!(read > 0 && read < total as u64, "{summary}");
+    // Everything sent was waited for: acknowledged, none left in flight.
+    assert_eq!(summary["rows_sent"], read, "{summary}");
+    assert_eq!(summary["rows_acknowledged"], read, "{summary}");
+    assert_eq!(summary["rows_failed"], 0, "{summary}");
+    assert_eq!(summary["rows_not_read"], total as u64 - read, "{summary}");
+    let unfinished = &summary["unfinished_files"];
+    assert_eq!(unfinished[0]["file"], big.as_str(), "{summary}");
+    assert_eq!(unfinished[0]["rows_read"], read, "{summary}");
+    assert_eq!(unfinished[0]["rows"], total, "{summary}");
+    // The rows said to be acknowledged are exactly those in the table: the first `read`.
+    let landed = server.read_table(table).await?;
+    let read = usize::try_from(read)?;
+    assert_eq!(read_rows(&landed), input[..read]);
+
+    // Acknowledgements withheld: the first Ctrl-C waits for them, the second exits at
+    // once, without a summary.
+    let table = "main.cli.interrupt_twice";
+    server.faults(table).withhold_acks(true);
+    let mut child = spawn_ingest(&big, table, &endpoint, &["--batch-rows", "1000"]);
+    wait_for_counters(&server, table, |c| c.committed > 0).await;
+    ctrl_c(&child);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        child.try_wait()?.is_none(),
+        "exited before its rows in flight were acknowledged"
+    );
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exited at once on the second Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("zerobus: interrupted: reading stops")
+            && message.contains("zerobus: interrupted again: exiting without waiting"),
+        "{message}"
+    );
+    assert!(!stdout(&output).contains("landed"), "{}", stdout(&output));
+    assert_eq!(server.counters(table).acknowledged, 0);
+    server.shutdown().await;
+    Ok(())
+}
+
+/// `n` with thousands separators, as the summary prints counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_summary_of_an_interrupted_ingest_names_what_was_not_read() -> TestResult {
+    let (server, dir) = server_and_dir().await?;
+    let table = "main.cli.interrupt_text";
+    write_parquet(
+        &dir.path().join("a.parquet"),
+        &[batch(&rows(0..100_000, true))],
+    );
+    write_csv(&dir.path().join("b.csv"), &rows(100_000..100_010, false));
+    server
+        .faults(table)
+        .delay_acks(Some(Duration::from_millis(50)));
+    let child = spawn_ingest(
+        &path(dir.path(), "*.*"),
+        table,
+        &server.endpoint(),
+        &["--batch-rows", "1000", "--jobs", "1"],
+    );
+    wait_for_counters(&server, table, |c| c.acknowledged > 0).await;
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("exited within two minutes of Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let text = stdout(&output);
+    let landed = server.read_table(table).await?.num_rows();
+    assert!(
+        text.starts_with("interrupted (Ctrl-C): reading stopped")
+            && text.contains(&format!(
+                "landed (acknowledged): {} rows",
+                thousands(landed)
+            ))
+            && text.contains("not read: an unknown number of rows")
+            && text.contains("a.parquet: rows ")
+            && text.contains("of 100,000 not read")
+            && text.contains("b.csv: rows 0.. not read"),
+        "{text}"
+    );
+    server.shutdown().await;
+    Ok(())
+}
