@@ -64,9 +64,6 @@ pub struct IngestArgs {
     #[arg(long, short = 't', value_name = "NAME")]
     table: String,
 
-    #[command(flatten)]
-    read: ReadOptions,
-
     /// Check the schema mapping and encode every row, send nothing (no endpoint needed).
     #[arg(long)]
     dry_run: bool,
@@ -97,6 +94,11 @@ pub struct IngestArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     progress_interval: f64,
+
+    // Last but the connection: clap's `next_help_heading` of a flattened struct carries
+    // over to the arguments after it.
+    #[command(flatten)]
+    read: ReadOptions,
 
     #[command(flatten)]
     connection: ConnectionArgs,
