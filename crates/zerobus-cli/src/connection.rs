@@ -16,33 +16,19 @@ use crate::error::{CliError, CliResult, Context};
 ///
 /// Not `Debug`: it holds the client secret.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
     /// Zerobus gRPC endpoint, e.g. https://1234.zerobus.us-west-2.cloud.databricks.com or
     /// http://127.0.0.1:50051 for `zerobus local serve`.
-    #[arg(
-        long,
-        env = "ZEROBUS_ENDPOINT",
-        value_name = "URL",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "ZEROBUS_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
 
     /// Workspace URL, for OAuth tokens and Unity Catalog schemas.
-    #[arg(
-        long,
-        env = "ZEROBUS_UNITY_CATALOG_URL",
-        value_name = "URL",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "ZEROBUS_UNITY_CATALOG_URL", value_name = "URL")]
     pub unity_catalog_url: Option<String>,
 
     /// OAuth client id of the service principal.
-    #[arg(
-        long,
-        env = "DATABRICKS_CLIENT_ID",
-        value_name = "ID",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "DATABRICKS_CLIENT_ID", value_name = "ID")]
     pub client_id: Option<String>,
 
     /// OAuth client secret of the service principal. Prefer the environment variable:
@@ -51,46 +37,45 @@ pub struct ConnectionArgs {
         long,
         env = "DATABRICKS_CLIENT_SECRET",
         hide_env_values = true,
-        value_name = "SECRET",
-        help_heading = "Connection"
+        value_name = "SECRET"
     )]
     pub client_secret: Option<String>,
 
     /// The wrapper's YAML configuration file (docs/configuration.md); flags override it,
     /// and `--table` its table_name.
-    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// How records travel: protobuf (the default) or Arrow Flight.
-    #[arg(long, value_enum, help_heading = "Connection")]
+    #[arg(long, value_enum)]
     pub transport: Option<TransportArg>,
 
     /// Arrow Flight only: IPC body compression.
-    #[arg(long, value_enum, help_heading = "Connection")]
+    #[arg(long, value_enum)]
     pub flight_compression: Option<CompressionArg>,
 
     /// Most bytes of records per ingest call (1024 to 10420224; default 524288).
-    #[arg(long, value_name = "BYTES", help_heading = "Connection")]
+    #[arg(long, value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
 
     /// Largest encoded record accepted (default 10420224).
-    #[arg(long, value_name = "BYTES", help_heading = "Connection")]
+    #[arg(long, value_name = "BYTES")]
     pub max_record_size_bytes: Option<usize>,
 
     /// Streams opened per table schema, 1 to 64 (default 1).
-    #[arg(long, value_name = "N", help_heading = "Connection")]
+    #[arg(long, value_name = "N")]
     pub multiplexed_streams: Option<usize>,
 
     /// Attempts per send, the first included (default 5).
-    #[arg(long, value_name = "N", help_heading = "Connection")]
+    #[arg(long, value_name = "N")]
     pub retry_max_attempts: Option<u32>,
 
     /// First retry delay in milliseconds (default 100).
-    #[arg(long, value_name = "MS", help_heading = "Connection")]
+    #[arg(long, value_name = "MS")]
     pub retry_base_delay_ms: Option<u64>,
 
     /// Longest retry delay in milliseconds (default 30000).
-    #[arg(long, value_name = "MS", help_heading = "Connection")]
+    #[arg(long, value_name = "MS")]
     pub retry_max_delay_ms: Option<u64>,
 }
 

@@ -11,6 +11,9 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Some rows landed and some did not (failed rows, an unreadable file among others).
 pub const PARTIAL: u8 = 3;
+/// Ctrl-C stopped an ingest (128 + SIGINT, as shells report it); the summary says which
+/// rows landed and which were not read.
+pub const INTERRUPTED: u8 = 130;
 
 /// [`SUCCESS`] as an [`ExitCode`].
 pub fn ok() -> ExitCode {

@@ -11,6 +11,9 @@
 //! `--quarantine` written to a file). A batch in which every row failed for a reason
 //! other than its values (authentication, connection, a table that refuses the schema)
 //! stops the ingest: the next batches would fail the same way.
+//!
+//! Ctrl-C ([`crate::interrupt`]) stops the reading too: the batches already submitted are
+//! settled, and the summary names the rows not read.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -31,7 +34,8 @@ use tokio::sync::mpsc;
 
 use crate::connection::ConnectionArgs;
 use crate::error::{CliError, CliResult};
-use crate::input::{discover, InputFile, ReadOptions, Reading};
+use crate::input::{discover, row_count, InputFile, ReadOptions, Reading};
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::quarantine::Quarantine;
 use crate::summary::Summary;
@@ -48,7 +52,8 @@ Examples:
   zerobus ingest dump.bin --format arrows --table main.demo.events --config zerobus.yaml --json
 
 Exit codes: 0 every row landed, 1 nothing landed, 3 some rows landed and some did not
-(see the summary, and the files of --quarantine).")]
+(see the summary, and the files of --quarantine), 130 interrupted: the first Ctrl-C
+stops reading and waits for the rows sent, the second exits at once.")]
 pub struct IngestArgs {
     /// Input files, globs ('data/*.parquet') or directories (their Parquet, CSV, JSON and
     /// Arrow files, recursively).
@@ -58,9 +63,6 @@ pub struct IngestArgs {
     /// The Zerobus table, catalog.schema.table.
     #[arg(long, short = 't', value_name = "NAME")]
     table: String,
-
-    #[command(flatten)]
-    read: ReadOptions,
 
     /// Check the schema mapping and encode every row, send nothing (no endpoint needed).
     #[arg(long)]
@@ -92,6 +94,11 @@ pub struct IngestArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     progress_interval: f64,
+
+    // Last but the connection: clap's `next_help_heading` of a flattened struct carries
+    // over to the arguments after it.
+    #[command(flatten)]
+    read: ReadOptions,
 
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -130,8 +137,10 @@ enum Read {
         first_row: u64,
         batch: RecordBatch,
     },
-    /// An input file could not be read (further): the message names it.
-    Failed { error: String },
+    /// Input file `file` could not be read (further): the message names it.
+    Failed { file: usize, error: String },
+    /// Input file `file` was read to its end.
+    Finished { file: usize },
 }
 
 /// A batch waiting for its outcome.
@@ -145,9 +154,17 @@ struct InFlight {
 type Outcome = Pin<Box<dyn Future<Output = TransmissionResult> + Send>>;
 
 async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
+    let mut interrupt = Interrupt::listen(args.quiet || args.json);
     let files = discover(&args.files, args.read.format)?;
     summary.files = files.len();
-    let mut target = Target::new(args).await?;
+    let mut target = tokio::select! {
+        biased;
+        () = interrupt.pressed() => {
+            summary.interrupted = true;
+            return Err(CliError::new("interrupted (Ctrl-C) before sending"));
+        }
+        target = Target::new(args) => target?,
+    };
     let mut quarantine = args
         .quarantine
         .as_deref()
@@ -186,7 +203,16 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
         quarantine: &mut quarantine,
     };
     let mut stopped = None;
-    while let Some(read) = receiver.recv().await {
+    // Per file: rows taken from the readers, and whether it ended.
+    let mut rows_taken = vec![0u64; files.len()];
+    let mut finished = vec![false; files.len()];
+    loop {
+        let read = tokio::select! {
+            biased;
+            () = interrupt.pressed() => break,
+            read = receiver.recv() => read,
+        };
+        let Some(read) = read else { break };
         match read {
             Read::Batch {
                 file,
@@ -194,6 +220,7 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                 batch,
             } => {
                 ledger.summary.rows_read += batch.num_rows() as u64;
+                rows_taken[file] += batch.num_rows() as u64;
                 let outcome = target.submit(&batch).await;
                 if !matches!(outcome, Submitted::Refused(_)) {
                     ledger.summary.rows_sent += batch.num_rows() as u64;
@@ -205,7 +232,11 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
                     batch,
                 });
             }
-            Read::Failed { error } => ledger.summary.errors.push(error),
+            Read::Failed { file, error } => {
+                finished[file] = true;
+                ledger.summary.errors.push(error);
+            }
+            Read::Finished { file } => finished[file] = true,
         }
         while window.len() >= max_inflight && stopped.is_none() {
             if let Some(flight) = window.pop_front() {
@@ -222,6 +253,9 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
     drop(receiver);
     for flight in window {
         ledger.settle(flight).await?;
+    }
+    if interrupt.is_pressed() {
+        note_unread(ledger.summary, &files, &rows_taken, &finished);
     }
     if let Err(e) = target.shutdown().await {
         summary.errors.push(e.to_string());
@@ -246,6 +280,27 @@ async fn ingest(args: &IngestArgs, summary: &mut Summary) -> CliResult<()> {
         summary.errors.push(reason);
     }
     Ok(())
+}
+
+/// Marks `summary` interrupted, with the files not read to their end (`rows_taken` of
+/// each read, `finished` or not) and the rows not read where their count is known.
+fn note_unread(summary: &mut Summary, files: &[InputFile], rows_taken: &[u64], finished: &[bool]) {
+    summary.interrupted = true;
+    summary.unfinished = files
+        .iter()
+        .zip(rows_taken.iter().zip(finished))
+        .filter(|(_, (_, finished))| !**finished)
+        .map(|(file, (taken, _))| crate::summary::Unfinished {
+            file: file.name(),
+            rows_read: *taken,
+            rows: row_count(file),
+        })
+        .collect();
+    summary.rows_not_read = summary
+        .unfinished
+        .iter()
+        .map(|f| f.rows.map(|rows| rows.saturating_sub(f.rows_read)))
+        .sum();
 }
 
 /// Where the outcomes of the batches go: the summary and the quarantine files.
@@ -339,6 +394,7 @@ impl FileQueue {
                 count(file.size);
                 return sender
                     .blocking_send(Read::Failed {
+                        file: index,
                         error: e.to_string(),
                     })
                     .is_ok();
@@ -359,6 +415,7 @@ impl FileQueue {
                     read
                 }
                 Err(e) => Read::Failed {
+                    file: index,
                     error: format!(
                         "{}: after row {first_row}: {e} (the rest of the file was not read)",
                         file.name()
@@ -374,7 +431,7 @@ impl FileQueue {
             }
         }
         count(file.size);
-        true
+        sender.blocking_send(Read::Finished { file: index }).is_ok()
     }
 }
 

@@ -48,36 +48,27 @@ impl Format {
 
 /// How files are read: `--format`, `--batch-rows`, CSV and JSON options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Input")]
 pub struct ReadOptions {
     /// The format of every input file (default: from each file's extension).
-    #[arg(long, value_enum, help_heading = "Input")]
+    #[arg(long, value_enum)]
     pub format: Option<Format>,
 
     /// Rows per batch read and sent.
     #[arg(long, value_name = "ROWS", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Input")]
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_rows: u64,
 
     /// CSV and JSON: rows read to infer the column types.
-    #[arg(
-        long,
-        value_name = "ROWS",
-        default_value_t = 1000,
-        help_heading = "Input"
-    )]
+    #[arg(long, value_name = "ROWS", default_value_t = 1000)]
     pub infer_rows: usize,
 
     /// CSV: the field delimiter.
-    #[arg(
-        long,
-        value_name = "CHAR",
-        default_value_t = ',',
-        help_heading = "Input"
-    )]
+    #[arg(long, value_name = "CHAR", default_value_t = ',')]
     pub delimiter: char,
 
     /// CSV: the files have no header row (columns are then column_1, column_2, ...).
-    #[arg(long, help_heading = "Input")]
+    #[arg(long)]
     pub no_header: bool,
 }
 
@@ -182,6 +173,16 @@ fn push_path(path: &Path, format: Option<Format>, paths: &mut Vec<PathBuf>) -> C
         )));
     }
     Ok(())
+}
+
+/// The rows of `file` as its metadata gives them, without reading its data: Parquet
+/// files only (`None` for the other formats, or a file that cannot be read).
+pub fn row_count(file: &InputFile) -> Option<u64> {
+    if file.format != Format::Parquet {
+        return None;
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&file.path).ok()?).ok()?;
+    u64::try_from(builder.metadata().file_metadata().num_rows()).ok()
 }
 
 /// The batches of one file as they are read, with the bytes of the file read so far.

@@ -2,7 +2,7 @@
 //! a local Zerobus, inspect debug files and show the schema Zerobus would see.
 //!
 //! See `docs/cli.md`. Exit codes: [`exit::SUCCESS`] (0), [`exit::FAILED`] (1),
-//! [`exit::USAGE`] (2), [`exit::PARTIAL`] (3).
+//! [`exit::USAGE`] (2), [`exit::PARTIAL`] (3), [`exit::INTERRUPTED`] (130).
 
 mod connection;
 mod error;
@@ -10,6 +10,7 @@ mod exit;
 mod ingest;
 mod input;
 mod inspect;
+mod interrupt;
 mod progress;
 mod proto_text;
 mod quarantine;
@@ -39,7 +40,7 @@ Examples:
   zerobus debug inspect debug/zerobus/arrow/events.arrows --limit 5
 
 Exit codes: 0 every row landed, 1 nothing landed (or the command failed),
-2 usage error, 3 some rows landed and some did not.")]
+2 usage error, 3 some rows landed and some did not, 130 ingest interrupted (Ctrl-C).")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

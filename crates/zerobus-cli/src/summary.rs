@@ -36,8 +36,44 @@ pub struct Summary {
     pub errors: Vec<String>,
     /// The quarantine files written, with their row counts.
     pub quarantine_files: Vec<(PathBuf, u64)>,
+    /// Ctrl-C was pressed: reading stopped, what was in flight was waited for.
+    pub interrupted: bool,
+    /// When interrupted: the files not read to their end.
+    pub unfinished: Vec<Unfinished>,
+    /// When interrupted: the rows not read, if the row count of every unfinished file is
+    /// known (Parquet files).
+    pub rows_not_read: Option<u64>,
     elapsed: Option<Duration>,
 }
+
+/// A file whose reading an interrupt stopped (or never started).
+#[derive(Debug)]
+pub struct Unfinished {
+    /// The file.
+    pub file: String,
+    /// Its rows read (and sent): rows `0..rows_read`.
+    pub rows_read: u64,
+    /// Its rows, where its metadata says (Parquet).
+    pub rows: Option<u64>,
+}
+
+impl Unfinished {
+    /// `FILE: rows R.. (of N) not read`.
+    fn line(&self) -> String {
+        let of = self
+            .rows
+            .map(|n| format!(" of {}", HumanCount(n)))
+            .unwrap_or_default();
+        format!(
+            "{}: rows {}..{of} not read",
+            self.file,
+            HumanCount(self.rows_read)
+        )
+    }
+}
+
+/// Unfinished files listed one a line in the text summary, at most.
+const UNFINISHED_LINES: usize = 10;
 
 /// The failed rows of one reason.
 #[derive(Debug)]
@@ -83,6 +119,9 @@ impl Summary {
             groups: BTreeMap::new(),
             errors: Vec::new(),
             quarantine_files: Vec::new(),
+            interrupted: false,
+            unfinished: Vec::new(),
+            rows_not_read: None,
             elapsed: None,
         }
     }
@@ -118,10 +157,16 @@ impl Summary {
         self.rows_acked as f64 / self.elapsed().as_secs_f64().max(1e-9)
     }
 
-    /// [`exit::SUCCESS`] if every row read landed and nothing else failed,
-    /// [`exit::PARTIAL`] if some landed, else [`exit::FAILED`].
+    /// [`exit::INTERRUPTED`] after Ctrl-C, else [`exit::SUCCESS`] if every row read
+    /// landed and nothing else failed, [`exit::PARTIAL`] if some landed, else
+    /// [`exit::FAILED`].
     pub fn exit_code(&self) -> u8 {
-        if self.rows_acked == self.rows_read && self.rows_failed == 0 && self.errors.is_empty() {
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.rows_acked == self.rows_read
+            && self.rows_failed == 0
+            && self.errors.is_empty()
+        {
             exit::SUCCESS
         } else if self.rows_acked > 0 {
             exit::PARTIAL
@@ -149,6 +194,12 @@ impl Summary {
         } else {
             "landed (acknowledged)"
         };
+        if self.interrupted {
+            let _ = writeln!(
+                out,
+                "interrupted (Ctrl-C): reading stopped; the rows sent were waited for"
+            );
+        }
         let _ = writeln!(
             out,
             "{} {} row(s) from {} file(s) ({}) into {}",
@@ -163,6 +214,20 @@ impl Summary {
         let _ = writeln!(out, "  failed:   {} rows", HumanCount(self.rows_failed));
         for (reason, g) in &self.groups {
             let _ = writeln!(out, "    {}", g.line(reason));
+        }
+        if self.interrupted {
+            let not_read = self.rows_not_read.map_or_else(
+                || "an unknown number of rows (CSV, JSON and Arrow files have no row count)".into(),
+                |n| format!("{} rows", HumanCount(n)),
+            );
+            let _ = writeln!(out, "  not read: {not_read}");
+            for file in self.unfinished.iter().take(UNFINISHED_LINES) {
+                let _ = writeln!(out, "    {}", file.line());
+            }
+            if self.unfinished.len() > UNFINISHED_LINES {
+                let more = self.unfinished.len() - UNFINISHED_LINES;
+                let _ = writeln!(out, "    and {more} more file(s) (--json lists them all)");
+            }
         }
         if !self.errors.is_empty() {
             let _ = writeln!(out, "  errors:");
@@ -203,6 +268,11 @@ impl Summary {
             .iter()
             .map(|(path, rows)| json!({"path": path.display().to_string(), "rows": rows}))
             .collect();
+        let unfinished: Vec<_> = self
+            .unfinished
+            .iter()
+            .map(|f| json!({"file": f.file, "rows_read": f.rows_read, "rows": f.rows}))
+            .collect();
         json!({
             "table": self.table,
             "dry_run": self.dry_run,
@@ -215,6 +285,9 @@ impl Summary {
             "failures": failures,
             "errors": self.errors,
             "quarantine_files": quarantine,
+            "interrupted": self.interrupted,
+            "rows_not_read": self.rows_not_read,
+            "unfinished_files": unfinished,
             "seconds": self.elapsed().as_secs_f64(),
             "rows_per_second": self.rows_per_second(),
             "exit_code": self.exit_code(),

@@ -164,13 +164,6 @@ fn code(output: &Output) -> i32 {
     output.status.code().expect("an exit code, not a signal")
 }
 
-/// `zerobus ingest FILE --table TABLE --endpoint ENDPOINT EXTRA...`.
-async fn ingest(file: &str, table: &str, endpoint: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["ingest", file, "--table", table, "--endpoint", endpoint];
-    args.extend_from_slice(extra);
-    zerobus(&args).await
-}
-
 /// The `--json` summary on stdout.
 fn json_of(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -182,20 +175,97 @@ fn json_of(output: &Output) -> serde_json::Value {
     })
 }
 
-/// A local server landing in Delta tables (in a temporary directory), and a temporary
-/// directory for the test's files.
-async fn server_and_dir() -> Result<(LocalZerobus, tempfile::TempDir), Box<dyn std::error::Error>> {
-    Ok((LocalZerobus::builder().start().await?, tempfile::tempdir()?))
-}
-
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// What every ingest test starts with: a local server landing in Delta tables (in a
+/// temporary directory) and a temporary directory for the test's files; the binary run
+/// against the server and what landed read back.
+struct Local {
+    server: LocalZerobus,
+    dir: tempfile::TempDir,
+}
+
+impl Local {
+    /// A server with the builder's defaults (no authentication on loopback).
+    async fn start() -> Result<Self, Box<dyn std::error::Error>> {
+        Self::start_with(LocalZerobus::builder()).await
+    }
+
+    async fn start_with(
+        builder: zerobus_local::LocalZerobusBuilder,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        Ok(Self {
+            server: builder.start().await?,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The path of `name` in the test's directory.
+    fn path(&self, name: &str) -> String {
+        path(self.dir.path(), name)
+    }
+
+    /// The arguments of `zerobus ingest INPUT --table TABLE --endpoint (this server)
+    /// EXTRA...`.
+    fn ingest_args<'a>(&'a self, input: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<String> {
+        let mut args = vec!["ingest", input, "--table", table, "--endpoint"]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        args.push(self.server.endpoint());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// Runs `zerobus ingest INPUT --table TABLE --endpoint (this server) EXTRA...`.
+    async fn ingest(&self, input: &str, table: &str, extra: &[&str]) -> Output {
+        let args = self.ingest_args(input, table, extra);
+        zerobus(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+
+    /// Starts the same, its stdout and stderr piped.
+    fn spawn_ingest(&self, input: &str, table: &str, extra: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_zerobus"))
+            .args(self.ingest_args(input, table, extra))
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("zerobus ingest")
+    }
+
+    /// The rows of `table`, read back from its Delta table, sorted by id.
+    async fn landed(&self, table: &str) -> Result<Vec<Row>, zerobus_local::LocalError> {
+        Ok(read_rows(&self.server.read_table(table).await?))
+    }
+
+    /// Ingests `input` into `table` (with `extra`), expects exit 0 and the table to hold
+    /// exactly `expected`; the output, for more checks.
+    async fn ingest_lands(
+        &self,
+        input: &str,
+        table: &str,
+        extra: &[&str],
+        expected: &[Row],
+    ) -> Result<Output, Box<dyn std::error::Error>> {
+        let output = self.ingest(input, table, extra).await;
+        assert_eq!(code(&output), 0, "{table}: {}", stderr(&output));
+        assert_eq!(self.landed(table).await?, expected, "{table}");
+        Ok(output)
+    }
+
+    async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_input_format_lands_value_by_value() -> TestResult {
-    let (server, dir) = server_and_dir().await?;
-    let endpoint = server.endpoint();
+    let local = Local::start().await?;
     let expected = rows(0..25, true);
     let no_null = rows(0..25, false);
     let cases: [(&str, &str, Vec<Row>); 5] = [
@@ -206,7 +276,7 @@ async fn every_input_format_lands_value_by_value() -> TestResult {
         ("arrows", "events.arrows", expected.clone()),
     ];
     for (format, name, rows) in &cases {
-        let file = dir.path().join(name);
+        let file = local.dir.path().join(name);
         match *format {
             "parquet" => write_parquet(&file, &[batch(rows)]),
             "csv" => write_csv(&file, rows),
@@ -215,28 +285,22 @@ async fn every_input_format_lands_value_by_value() -> TestResult {
             _ => write_arrow_stream(&file, &batch(rows)),
         }
         let table = format!("main.cli.{format}");
-        let output = ingest(
-            &file.display().to_string(),
-            &table,
-            &endpoint,
-            &["--batch-rows", "10", "--json"],
-        )
-        .await;
-        assert_eq!(code(&output), 0, "{format}: {}", stderr(&output));
+        let options = ["--batch-rows", "10", "--json"];
+        let output = local
+            .ingest_lands(&local.path(name), &table, &options, rows)
+            .await?;
         let summary = json_of(&output);
         assert_eq!(summary["rows_acknowledged"], 25, "{format}: {summary}");
         assert_eq!(summary["rows_failed"], 0, "{format}: {summary}");
-        let landed = server.read_table(&table).await?;
-        assert_eq!(&read_rows(&landed), rows, "{format}");
     }
-    server.shutdown().await;
+    local.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult {
-    let (server, dir) = server_and_dir().await?;
-    let parts = dir.path().join("parts");
+    let local = Local::start().await?;
+    let parts = local.dir.path().join("parts");
     std::fs::create_dir_all(parts.join("more"))?;
     write_parquet(&parts.join("part-0.parquet"), &[batch(&rows(0..100, true))]);
     write_parquet(
@@ -247,51 +311,21 @@ async fn a_glob_and_a_directory_land_every_file_over_flight_too() -> TestResult 
     std::fs::write(parts.join("README.txt"), "not data")?;
     let glob = path(&parts, "part-*.parquet");
     // One reader thread: the files one after the other.
-    let options = ["--jobs", "1"];
-    landed_exactly(
-        &server,
-        &glob,
-        "main.cli.glob",
-        &options,
-        2,
-        &rows(0..150, true),
-    )
-    .await?;
+    let options = ["--jobs", "1", "--json"];
+    let output = local
+        .ingest_lands(&glob, "main.cli.glob", &options, &rows(0..150, true))
+        .await?;
+    assert_eq!(json_of(&output)["files"], 2);
     // A directory: its Parquet and JSON files, recursively (README.txt is skipped), read
     // by two threads at once (the default), over Arrow Flight.
     let directory = parts.display().to_string();
-    let options = ["--transport", "flight"];
+    let options = ["--transport", "flight", "--json"];
     let expected = rows(0..160, true);
-    landed_exactly(
-        &server,
-        &directory,
-        "main.cli.directory",
-        &options,
-        3,
-        &expected,
-    )
-    .await?;
-    server.shutdown().await;
-    Ok(())
-}
-
-/// Ingests `input` into `table` (with `options`): exit 0, `files` files read, and the
-/// table holds exactly `expected`.
-async fn landed_exactly(
-    server: &LocalZerobus,
-    input: &str,
-    table: &str,
-    options: &[&str],
-    files: usize,
-    expected: &[Row],
-) -> TestResult {
-    let mut args = vec!["--json"];
-    args.extend_from_slice(options);
-    let output = ingest(input, table, &server.endpoint(), &args).await;
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(json_of(&output)["files"], files);
-    let landed = server.read_table(table).await?;
-    assert_eq!(read_rows(&landed), expected);
+    let output = local
+        .ingest_lands(&directory, "main.cli.directory", &options, &expected)
+        .await?;
+    assert_eq!(json_of(&output)["files"], 3);
+    local.stop().await;
     Ok(())
 }
 
@@ -306,23 +340,23 @@ fn rows_with_long_names(ids: std::ops::Range<i64>) -> Vec<Row> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
-    let (server, dir) = server_and_dir().await?;
+    let local = Local::start().await?;
     let input = rows_with_long_names(0..20);
-    write_parquet(&dir.path().join("events.parquet"), &[batch(&input)]);
-    let quarantine = dir.path().join("failed");
-    let output = ingest(
-        &path(dir.path(), "events.parquet"),
-        "main.cli.partial",
-        &server.endpoint(),
-        &[
-            "--max-record-size-bytes",
-            "200",
-            "--quarantine",
-            &quarantine.display().to_string(),
-            "--json",
-        ],
-    )
-    .await;
+    write_parquet(&local.dir.path().join("events.parquet"), &[batch(&input)]);
+    let quarantine = local.dir.path().join("failed");
+    let output = local
+        .ingest(
+            &local.path("events.parquet"),
+            "main.cli.partial",
+            &[
+                "--max-record-size-bytes",
+                "200",
+                "--quarantine",
+                &quarantine.display().to_string(),
+                "--json",
+            ],
+        )
+        .await;
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     let summary = json_of(&output);
     assert_eq!(summary["rows_read"], 20, "{summary}");
@@ -337,13 +371,12 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
     assert_eq!(summary["quarantine_files"][0]["rows"], 4);
 
     let failed_ids = [1, 3, 11, 13];
-    let landed = server.read_table("main.cli.partial").await?;
     let expected: Vec<Row> = input
         .iter()
         .filter(|r| !failed_ids.contains(&r.id))
         .cloned()
         .collect();
-    assert_eq!(read_rows(&landed), expected);
+    assert_eq!(local.landed("main.cli.partial").await?, expected);
 
     // The quarantine file: the failed rows, value by value, with their error and row.
     let file = quarantine.join("events.failed.arrows");
@@ -385,7 +418,7 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
     // The same file in a dry run: the same failures, nothing sent, no endpoint needed.
     let output = zerobus(&[
         "ingest",
-        &path(dir.path(), "events.parquet"),
+        &local.path("events.parquet"),
         "--table",
         "main.cli.dry",
         "--max-record-size-bytes",
@@ -403,7 +436,7 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
         ),
         (Some(16), Some(4))
     );
-    assert!(!server.tables().iter().any(|t| t.contains("dry")));
+    assert!(!local.server.tables().iter().any(|t| t.contains("dry")));
 
     // Every row failing: nothing landed, exit 1; the text summary names the reason.
     let all_long: Vec<Row> = rows(0..5, false)
@@ -413,14 +446,14 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
             ..r
         })
         .collect();
-    write_csv(&dir.path().join("long.csv"), &all_long);
-    let output = ingest(
-        &path(dir.path(), "long.csv"),
-        "main.cli.none",
-        &server.endpoint(),
-        &["--max-record-size-bytes", "200"],
-    )
-    .await;
+    write_csv(&local.dir.path().join("long.csv"), &all_long);
+    let output = local
+        .ingest(
+            &local.path("long.csv"),
+            "main.cli.none",
+            &["--max-record-size-bytes", "200"],
+        )
+        .await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
@@ -428,21 +461,24 @@ async fn failing_rows_are_counted_quarantined_and_exit_3() -> TestResult {
         "{text}"
     );
     assert!(text.contains("long.csv row 0"), "{text}");
-    server.shutdown().await;
+    local.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResult {
-    let server = LocalZerobus::builder()
-        .auth(Auth::OAuth)
-        .credentials("cli-client", "the-right-secret".to_string())
-        .start()
-        .await?;
-    let dir = tempfile::tempdir()?;
-    write_parquet(&dir.path().join("ok.parquet"), &[batch(&rows(0..10, true))]);
-    let endpoint = server.endpoint();
-    let uc = server.unity_catalog_url();
+    let local = Local::start_with(
+        LocalZerobus::builder()
+            .auth(Auth::OAuth)
+            .credentials("cli-client", "the-right-secret".to_string()),
+    )
+    .await?;
+    write_parquet(
+        &local.dir.path().join("ok.parquet"),
+        &[batch(&rows(0..10, true))],
+    );
+    let endpoint = local.server.endpoint();
+    let uc = local.server.unity_catalog_url();
     let connect = [
         "--endpoint",
         endpoint.as_str(),
@@ -451,15 +487,14 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
         "--client-id",
         "cli-client",
     ];
-    let ok = path(dir.path(), "ok.parquet");
+    let ok = local.path("ok.parquet");
 
     // The right secret (from the environment) lands the rows.
     let mut args = vec!["ingest", ok.as_str(), "--table", "main.cli.auth"];
     args.extend(connect);
     let output = zerobus_with_env(&args, &[("DATABRICKS_CLIENT_SECRET", "the-right-secret")]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let landed = server.read_table("main.cli.auth").await?;
-    assert_eq!(read_rows(&landed), rows(0..10, true));
+    assert_eq!(local.landed("main.cli.auth").await?, rows(0..10, true));
 
     // A wrong one: nothing lands, exit 1, an authentication message without the secret;
     // the first batch that fails so stops the ingest.
@@ -486,7 +521,7 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
     );
     assert!(all.contains("stopped after 2 rows read"), "{all}");
     assert!(all.contains("sent:     2 rows"), "{all}");
-    assert_eq!(server.read_table("main.cli.auth").await?.num_rows(), 10);
+    assert_eq!(local.landed("main.cli.auth").await?, rows(0..10, true));
 
     // --help shows neither secret value nor default.
     let output = zerobus_with_env(
@@ -503,7 +538,7 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
     assert!(!help.contains("hidden-777"), "{help}");
 
     // A missing file.
-    let missing = path(dir.path(), "missing.parquet");
+    let missing = local.path("missing.parquet");
     let output = zerobus(&["ingest", &missing, "--table", "main.cli.x", "--dry-run"]).await;
     assert_eq!(code(&output), 1);
     let message = stdout(&output) + &stderr(&output);
@@ -513,8 +548,11 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
     );
 
     // A corrupt Parquet file, among good ones: the good rows land (exit 3).
-    std::fs::write(dir.path().join("bad.parquet"), b"PAR1 this is not parquet")?;
-    let bad = path(dir.path(), "bad.parquet");
+    std::fs::write(
+        local.dir.path().join("bad.parquet"),
+        b"PAR1 this is not parquet",
+    )?;
+    let bad = local.path("bad.parquet");
     let mut args = vec![
         "ingest",
         bad.as_str(),
@@ -531,7 +569,7 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
         errors.contains(&bad) && errors.contains("Parquet"),
         "{errors}"
     );
-    assert_eq!(server.read_table("main.cli.corrupt").await?.num_rows(), 10);
+    assert_eq!(local.landed("main.cli.corrupt").await?, rows(0..10, true));
 
     // An unknown option: clap's usage error, exit 2, naming it.
     let output = zerobus(&["ingest", &ok, "--table", "t", "--no-such-option"]).await;
@@ -555,21 +593,24 @@ async fn bad_input_and_wrong_credentials_fail_with_clear_messages() -> TestResul
         "{}",
         stdout(&output)
     );
-    server.shutdown().await;
+    local.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() -> TestResult {
-    let (server, dir) = server_and_dir().await?;
-    write_parquet(&dir.path().join("p.parquet"), &[batch(&rows(0..100, true))]);
-    let output = ingest(
-        &path(dir.path(), "p.parquet"),
-        "main.cli.progress",
-        &server.endpoint(),
-        &["--batch-rows", "10", "--progress-interval", "0"],
-    )
-    .await;
+    let local = Local::start().await?;
+    write_parquet(
+        &local.dir.path().join("p.parquet"),
+        &[batch(&rows(0..100, true))],
+    );
+    let output = local
+        .ingest(
+            &local.path("p.parquet"),
+            "main.cli.progress",
+            &["--batch-rows", "10", "--progress-interval", "0"],
+        )
+        .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let progress = stderr(&output);
     assert!(
@@ -578,27 +619,22 @@ async fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() -> TestResult {
     );
     let text = stdout(&output);
     assert!(text.contains("landed (acknowledged): 100 rows"), "{text}");
-    let landed = server.read_table("main.cli.progress").await?;
-    assert_eq!(read_rows(&landed), rows(0..100, true));
+    assert_eq!(local.landed("main.cli.progress").await?, rows(0..100, true));
 
     // --quiet: neither progress nor summary.
-    let output = ingest(
-        &path(dir.path(), "p.parquet"),
-        "main.cli.progress",
-        &server.endpoint(),
-        &["--quiet"],
-    )
-    .await;
+    let output = local
+        .ingest(&local.path("p.parquet"), "main.cli.progress", &["--quiet"])
+        .await;
     assert_eq!(code(&output), 0);
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
-    server.shutdown().await;
+    local.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
-    let (server, dir) = server_and_dir().await?;
-    let file = dir.path().join("src.parquet");
+    let local = Local::start().await?;
+    let file = local.dir.path().join("src.parquet");
     write_parquet(&file, &[batch(&rows(0..30, true))]);
     let statements = format!(
         "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}';
@@ -608,7 +644,14 @@ async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
          SELECT count(*) AS n, max(id) AS top FROM src;",
         file.display()
     );
-    let output = zerobus(&["sql", "-c", &statements, "--endpoint", &server.endpoint()]).await;
+    let output = zerobus(&[
+        "sql",
+        "-c",
+        &statements,
+        "--endpoint",
+        &local.server.endpoint(),
+    ])
+    .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
@@ -616,11 +659,10 @@ async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
         "{text}"
     );
     assert!(text.contains("| 30 | 29  |"), "{text}");
-    let landed = server.read_table("main.cli.sql").await?;
-    assert_eq!(read_rows(&landed), rows(0..30, true));
+    assert_eq!(local.landed("main.cli.sql").await?, rows(0..30, true));
 
     // A file of statements, CSV output; a failing statement names its number.
-    let script = dir.path().join("q.sql");
+    let script = local.dir.path().join("q.sql");
     std::fs::write(&script, "SELECT 1 AS one;\nSELECT * FROM no_such_table;")?;
     let output = zerobus(&[
         "sql",
@@ -641,7 +683,7 @@ async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
         error.contains("statement 2 of 2") && error.contains("no_such_table"),
         "{error}"
     );
-    server.shutdown().await;
+    local.stop().await;
     Ok(())
 }
 
@@ -789,12 +831,15 @@ async fn local_serve_declares_tables_and_schema_reads_them_back() -> TestResult 
         ],
     )?;
     write_parquet(&dir.path().join("ts.parquet"), std::slice::from_ref(&ts));
-    let output = ingest(
-        &path(dir.path(), "ts.parquet"),
+    let ts_file = path(dir.path(), "ts.parquet");
+    let output = zerobus(&[
+        "ingest",
+        &ts_file,
+        "--table",
         "main.cli.declared",
+        "--endpoint",
         &endpoint,
-        &[],
-    )
+    ])
     .await;
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     serve.child.start_kill()?;
@@ -830,7 +875,8 @@ fn json_rows(rows: &serde_json::Value) -> Vec<Row> {
 }
 
 /// The debug files of an ingest with `debug:` in a `--config` file.
-async fn debug_files(server: &LocalZerobus, dir: &Path) -> (PathBuf, PathBuf) {
+async fn debug_files(local: &Local) -> (PathBuf, PathBuf) {
+    let dir = local.dir.path();
     write_parquet(&dir.join("d.parquet"), &[batch(&rows(0..12, true))]);
     let config = dir.join("zerobus.yaml");
     let debug = dir.join("debug");
@@ -838,7 +884,7 @@ async fn debug_files(server: &LocalZerobus, dir: &Path) -> (PathBuf, PathBuf) {
         &config,
         format!(
             "endpoint: {}\ndebug:\n  arrow_enabled: true\n  protobuf_enabled: true\n  output_dir: {}\n",
-            server.endpoint(),
+            local.server.endpoint(),
             debug.display()
         ),
     )
@@ -866,8 +912,8 @@ async fn debug_files(server: &LocalZerobus, dir: &Path) -> (PathBuf, PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_sent() -> TestResult
 {
-    let (server, dir) = server_and_dir().await?;
-    let (arrows, pb) = debug_files(&server, dir.path()).await;
+    let local = Local::start().await?;
+    let (arrows, pb) = debug_files(&local).await;
     let expected = rows(0..12, true);
 
     let output = zerobus(&[
@@ -907,10 +953,10 @@ async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_s
             Arc::new(arrow::array::Time64MicrosecondArray::from(vec![5])),
         ],
     )?;
-    write_arrow_file(&dir.path().join("times.arrow"), &times);
+    write_arrow_file(&local.dir.path().join("times.arrow"), &times);
     let output = zerobus(&[
         "schema",
-        &path(dir.path(), "times.arrow"),
+        &local.path("times.arrow"),
         "--table",
         "main.cli.times",
     ])
@@ -930,6 +976,159 @@ async fn debug_inspect_decodes_the_debug_files_and_schema_shows_what_cannot_be_s
         "{}",
         stderr(&output)
     );
-    server.shutdown().await;
+    local.stop().await;
+    Ok(())
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+#[cfg(unix)]
+fn ctrl_c(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -INT {pid}");
+}
+
+/// Waits until `done` holds of the counters of `table` (at most a minute).
+async fn wait_for_counters(
+    server: &LocalZerobus,
+    table: &str,
+    done: impl Fn(&zerobus_local::Counters) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !done(&server.counters(table)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{table}: {:?} within a minute", server.counters(table)));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_reading_waits_for_the_rows_sent_and_exits_130() -> TestResult {
+    let local = Local::start().await?;
+    let table = "main.cli.interrupt";
+    // 200 batches of 1,000 rows, each acknowledged 50 ms late: 10 s at least to send.
+    let total = 200_000;
+    let input = rows(0..total, true);
+    write_parquet(&local.dir.path().join("big.parquet"), &[batch(&input)]);
+    let big = local.path("big.parquet");
+    local
+        .server
+        .faults(table)
+        .delay_acks(Some(Duration::from_millis(50)));
+    let child = local.spawn_ingest(&big, table, &["--batch-rows", "1000", "--json"]);
+    wait_for_counters(&local.server, table, |c| c.acknowledged > 0).await;
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("exited within two minutes of Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let summary = json_of(&output);
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["exit_code"], 130, "{summary}");
+    let read = summary["rows_read"].as_u64().expect("rows_read");
+    assert!(read > 0 && read < total as u64, "{summary}");
+    // Everything sent was waited for: acknowledged, none left in flight.
+    assert_eq!(summary["rows_sent"], read, "{summary}");
+    assert_eq!(summary["rows_acknowledged"], read, "{summary}");
+    assert_eq!(summary["rows_failed"], 0, "{summary}");
+    assert_eq!(summary["rows_not_read"], total as u64 - read, "{summary}");
+    let unfinished = &summary["unfinished_files"];
+    assert_eq!(unfinished[0]["file"], big.as_str(), "{summary}");
+    assert_eq!(unfinished[0]["rows_read"], read, "{summary}");
+    assert_eq!(unfinished[0]["rows"], total, "{summary}");
+    // The rows said to be acknowledged are exactly those in the table: the first `read`.
+    let read = usize::try_from(read)?;
+    assert_eq!(local.landed(table).await?, input[..read]);
+
+    // Acknowledgements withheld: the first Ctrl-C waits for them, the second exits at
+    // once, without a summary.
+    let table = "main.cli.interrupt_twice";
+    local.server.faults(table).withhold_acks(true);
+    let mut child = local.spawn_ingest(&big, table, &["--batch-rows", "1000"]);
+    wait_for_counters(&local.server, table, |c| c.committed > 0).await;
+    ctrl_c(&child);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        child.try_wait()?.is_none(),
+        "exited before its rows in flight were acknowledged"
+    );
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exited at once on the second Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("zerobus: interrupted: reading stops")
+            && message.contains("zerobus: interrupted again: exiting without waiting"),
+        "{message}"
+    );
+    assert!(!stdout(&output).contains("landed"), "{}", stdout(&output));
+    assert_eq!(local.server.counters(table).acknowledged, 0);
+    local.stop().await;
+    Ok(())
+}
+
+/// `n` with thousands separators, as the summary prints counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_summary_of_an_interrupted_ingest_names_what_was_not_read() -> TestResult {
+    let local = Local::start().await?;
+    let table = "main.cli.interrupt_text";
+    write_parquet(
+        &local.dir.path().join("a.parquet"),
+        &[batch(&rows(0..100_000, true))],
+    );
+    write_csv(
+        &local.dir.path().join("b.csv"),
+        &rows(100_000..100_010, false),
+    );
+    local
+        .server
+        .faults(table)
+        .delay_acks(Some(Duration::from_millis(50)));
+    let child = local.spawn_ingest(
+        &local.path("*.*"),
+        table,
+        &["--batch-rows", "1000", "--jobs", "1"],
+    );
+    wait_for_counters(&local.server, table, |c| c.acknowledged > 0).await;
+    ctrl_c(&child);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("exited within two minutes of Ctrl-C")?;
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let text = stdout(&output);
+    let landed = local.landed(table).await?.len();
+    assert!(
+        text.starts_with("interrupted (Ctrl-C): reading stopped")
+            && text.contains(&format!(
+                "landed (acknowledged): {} rows",
+                thousands(landed)
+            ))
+            && text.contains("not read: an unknown number of rows")
+            && text.contains("a.parquet: rows ")
+            && text.contains("of 100,000 not read")
+            && text.contains("b.csv: rows 0.. not read"),
+        "{text}"
+    );
+    local.stop().await;
     Ok(())
 }
