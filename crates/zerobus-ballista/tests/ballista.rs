@@ -199,22 +199,21 @@ async fn landed(server: &LocalZerobus, table: &str) -> RecordBatch {
     take_record_batch(&batch, &order).expect("take")
 }
 
+/// The `id`, `name` and `score` columns of a landed batch.
+fn columns(landed: &RecordBatch) -> (&Int64Array, &StringArray, &Float64Array) {
+    let column = |name: &str| landed.column_by_name(name).expect(name);
+    (
+        column("id").as_primitive::<Int64Type>(),
+        column("name").as_string::<i32>(),
+        column("score").as_primitive::<Float64Type>(),
+    )
+}
+
 /// Every row of `expected` landed exactly once with its values (`landed` sorted by id).
 fn assert_same_rows(landed: &RecordBatch, expected: &[RecordBatch]) {
     let expected = datafusion::arrow::compute::concat_batches(&schema(), expected).expect("concat");
     assert_eq!(landed.num_rows(), expected.num_rows(), "row count");
-    let ids = landed
-        .column_by_name("id")
-        .expect("id")
-        .as_primitive::<Int64Type>();
-    let names = landed
-        .column_by_name("name")
-        .expect("name")
-        .as_string::<i32>();
-    let scores = landed
-        .column_by_name("score")
-        .expect("score")
-        .as_primitive::<Float64Type>();
+    let (ids, names, scores) = columns(landed);
     let want_ids = expected.column(0).as_primitive::<Int64Type>();
     let want_names = expected.column(1).as_string::<i32>();
     let want_scores = expected.column(2).as_primitive::<Float64Type>();
@@ -783,18 +782,7 @@ async fn a_million_rows_from_a_parquet_directory_land_once_each() -> TestResult 
         started.elapsed() - inserted
     );
     assert_eq!(landed.num_rows() as i64, ROWS, "rows in the Delta table");
-    let ids = landed
-        .column_by_name("id")
-        .expect("id")
-        .as_primitive::<Int64Type>();
-    let names = landed
-        .column_by_name("name")
-        .expect("name")
-        .as_string::<i32>();
-    let scores = landed
-        .column_by_name("score")
-        .expect("score")
-        .as_primitive::<Float64Type>();
+    let (ids, names, scores) = columns(&landed);
     // Every id of 0..1M exactly once: with the row count, no row is missing or doubled.
     let mut row_of = vec![usize::MAX; ROWS as usize];
     for (row, id) in ids.values().iter().enumerate() {
