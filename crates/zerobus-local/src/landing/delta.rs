@@ -1011,11 +1011,11 @@ mod tests {
         assert!(error.contains("could not be created or opened"), "{error}");
     }
 
-    /// Writes the table that tests/python/test_local_delta.py reads with Polars and
+    /// Writes the table that python/tests/test_local_delta.py reads with Polars and
     /// deltalake: `<dir>/cat/sch/every_type` (three commits) and the same rows as an Arrow
     /// IPC file `<dir>/every_type.arrow`, `dir` given by `ZEROBUS_DELTA_INTEROP_DIR`.
     #[tokio::test]
-    #[ignore = "run by tests/python/test_local_delta.py"]
+    #[ignore = "run by python/tests/test_local_delta.py, which sets ZEROBUS_DELTA_INTEROP_DIR"]
     async fn write_interop_table() {
         let dir = PathBuf::from(
             std::env::var("ZEROBUS_DELTA_INTEROP_DIR").expect("ZEROBUS_DELTA_INTEROP_DIR"),
