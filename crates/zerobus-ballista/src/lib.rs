@@ -72,6 +72,12 @@ pub use write::{PartitionedZerobusTable, ZerobusCountSumExec, ZerobusWriteExec};
 /// `config` with the Zerobus codecs registered as its Ballista codecs, each wrapping the
 /// codec registered before (Ballista's own by default). Calling it again changes nothing.
 ///
+/// It also turns off `datafusion.execution.enable_file_stream_work_stealing`, as
+/// DataFusion advises for Ballista: with it on, a task running several partitions of a
+/// file scan lets one partition take the files of another, so one write task may send
+/// two files' rows and another none (every row still lands once, but the work is not
+/// spread as planned). Set it back after this call if you want it.
+///
 /// Use it for the client's `SessionConfig` (and, in standalone mode, the scheduler's and
 /// executor's, which `SessionContext::standalone_with_state` takes from the client's
 /// state). Decoded sinks read their client secret from the process environment.
@@ -94,6 +100,9 @@ pub fn with_zerobus_env(
         |inner| ZerobusPhysicalCodec::new(inner).with_env(move |name| physical_lookup(name)),
     )
 }
+
+/// DataFusion's option letting sibling partitions of a file scan take each other's files.
+const WORK_STEALING: &str = "datafusion.execution.enable_file_stream_work_stealing";
 
 fn with_codecs(
     config: SessionConfig,
@@ -118,6 +127,7 @@ fn with_codecs(
         inner_physical = Arc::clone(ours.inner());
     }
     config
+        .set_bool(WORK_STEALING, false)
         .with_ballista_logical_extension_codec(Arc::new(logical(inner_logical)))
         .with_ballista_physical_extension_codec(Arc::new(physical(inner_physical)))
 }
