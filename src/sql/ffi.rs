@@ -25,13 +25,12 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext, TaskContextProvider};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{CreateExternalTable, Expr, TableType};
+use datafusion::logical_expr::CreateExternalTable;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -47,7 +46,8 @@ use datafusion_ffi::table_provider_factory::FFI_TableProviderFactory;
 use tokio::runtime::Handle;
 
 use super::factory::ZerobusTableProviderFactory;
-use super::provider::ZerobusTableProvider;
+use super::provider::{InsertPlan, ZerobusTableProvider};
+use super::sink::ZerobusDataSink;
 
 /// The major DataFusion version whose FFI this module speaks: the other library must be
 /// of the same one (datafusion-python 55 for DataFusion 55).
@@ -71,7 +71,7 @@ pub fn major_version() -> u64 {
 /// # drop(exported);
 /// ```
 pub fn table_provider(provider: Arc<ZerobusTableProvider>, runtime: Handle) -> FFI_TableProvider {
-    let exported = Arc::new(ExportedTable(provider));
+    let exported = exported(provider.as_ref().clone());
     FFI_TableProvider::new(exported, false, Some(runtime), task_contexts(), None)
 }
 
@@ -89,8 +89,8 @@ pub fn table_provider_factory(
 }
 
 /// The factory, creating its tables on `runtime` (the other library awaits `create` on
-/// its own threads, where a Unity Catalog request would find no runtime of ours) as
-/// [`ExportedTable`]s.
+/// its own threads, where a Unity Catalog request would find no runtime of ours), their
+/// INSERTs planned with [`MergedInput`].
 struct ExportedFactory {
     factory: ZerobusTableProviderFactory,
     runtime: Handle,
@@ -122,43 +122,27 @@ impl TableProviderFactory for ExportedFactory {
                     "creating the Zerobus table ended abnormally: {e}"
                 ))
             })??;
-        Ok(Arc::new(ExportedTable(Arc::new(created))))
+        Ok(exported(created))
     }
 }
 
-/// A [`ZerobusTableProvider`] whose INSERT plan is a [`MergedInputSink`].
+/// The exported table's INSERT plan: a `DataSinkExec` in a [`MergedInputSink`].
 #[derive(Debug)]
-struct ExportedTable(Arc<ZerobusTableProvider>);
+struct MergedInput;
 
-#[async_trait]
-impl TableProvider for ExportedTable {
-    fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.0.table_type()
-    }
-
-    async fn scan(
+impl InsertPlan for MergedInput {
+    fn plan(
         &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.0.scan(state, projection, filters, limit).await
-    }
-
-    async fn insert_into(
-        &self,
-        state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
+        sink: ZerobusDataSink,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sink = self.0.insert_into(state, input, insert_op).await?;
-        MergedInputSink::wrap(sink)
+        MergedInputSink::wrap(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// `table` planning its INSERTs with [`MergedInput`].
+fn exported(table: ZerobusTableProvider) -> Arc<ZerobusTableProvider> {
+    Arc::new(table.with_insert_plan(Arc::new(MergedInput)))
 }
 
 /// The INSERT plan (a `DataSinkExec`, which reads partition 0 of its input), with its

@@ -43,7 +43,7 @@ pub use options::{
     default_workers, OnError, SinkOptions, TableOptions, DEFAULT_MAX_INFLIGHT_BATCHES,
     KNOWN_OPTIONS,
 };
-pub use provider::ZerobusTableProvider;
+pub use provider::{InsertPlan, ZerobusTableProvider};
 pub use sink::ZerobusDataSink;
 
 /// Registers the `STORED AS ZEROBUS` table factory on `ctx` (reading the `ZEROBUS_*`

@@ -1,5 +1,7 @@
 //! [`ZerobusTableProvider`]: a write-only DataFusion table backed by a Zerobus table.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,6 +16,46 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::options::{SinkOptions, TableOptions};
 use super::sink::ZerobusDataSink;
 use crate::config::WrapperConfiguration;
+
+/// How a [`ZerobusTableProvider`] plans an `INSERT INTO`: from the plan of the rows to
+/// insert and the table's sink, the plan that writes them and returns their `count`.
+///
+/// Without one the table plans a `DataSinkExec` (its input merged into one partition by
+/// DataFusion's optimizer; the sink's `workers` streams write it). Other engines set their
+/// own with [`ZerobusTableProvider::with_insert_plan`]: `zerobus-ballista` writes every
+/// input partition in its own task, the FFI export merges the input itself. Checks that
+/// do not depend on the plan (an `INSERT OVERWRITE` is refused, ...) come first, whatever
+/// the plan.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_zerobus_sdk_wrapper::sql::{InsertPlan, ZerobusDataSink};
+/// use datafusion::datasource::sink::DataSinkExec;
+/// use datafusion::error::Result;
+/// use datafusion::physical_plan::ExecutionPlan;
+///
+/// /// The default plan, spelled out.
+/// #[derive(Debug)]
+/// struct SinkExec;
+///
+/// impl InsertPlan for SinkExec {
+///     fn plan(
+///         &self,
+///         input: Arc<dyn ExecutionPlan>,
+///         sink: ZerobusDataSink,
+///     ) -> Result<Arc<dyn ExecutionPlan>> {
+///         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+///     }
+/// }
+/// ```
+pub trait InsertPlan: Any + fmt::Debug + Send + Sync {
+    /// The plan writing the rows of `input` through `sink`, returning one `count` row.
+    fn plan(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        sink: ZerobusDataSink,
+    ) -> Result<Arc<dyn ExecutionPlan>>;
+}
 
 /// A Zerobus table as a DataFusion [`TableProvider`]: `INSERT INTO` appends rows through
 /// [`ZerobusWrapper`](crate::ZerobusWrapper)s; reading (`SELECT`) is an error, since Zerobus
@@ -50,6 +92,7 @@ pub struct ZerobusTableProvider {
     planning_schema: SchemaRef,
     config: WrapperConfiguration,
     options: SinkOptions,
+    insert_plan: Option<Arc<dyn InsertPlan>>,
 }
 
 impl ZerobusTableProvider {
@@ -61,6 +104,7 @@ impl ZerobusTableProvider {
             schema,
             config,
             options: SinkOptions::default(),
+            insert_plan: None,
         }
     }
 
@@ -102,6 +146,17 @@ impl ZerobusTableProvider {
     /// The sink options.
     pub fn sink_options(&self) -> &SinkOptions {
         &self.options
+    }
+
+    /// Plans `INSERT INTO` this table with `plan` instead of a `DataSinkExec`.
+    pub fn with_insert_plan(mut self, plan: Arc<dyn InsertPlan>) -> Self {
+        self.insert_plan = Some(plan);
+        self
+    }
+
+    /// The INSERT plan set with [`with_insert_plan`](Self::with_insert_plan), if any.
+    pub fn insert_plan(&self) -> Option<&Arc<dyn InsertPlan>> {
+        self.insert_plan.as_ref()
     }
 }
 
@@ -152,6 +207,79 @@ impl TableProvider for ZerobusTableProvider {
             self.config.clone(),
             self.options.clone(),
         );
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        match &self.insert_plan {
+            Some(plan) => plan.plan(input, sink),
+            None => Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::empty::EmptyExec;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    /// An INSERT plan that counts its calls and plans an `EmptyExec` of the count schema
+    /// (never run: the tests only plan).
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl InsertPlan for Counting {
+        fn plan(
+            &self,
+            input: Arc<dyn ExecutionPlan>,
+            sink: ZerobusDataSink,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            assert_eq!(sink.config().table_name, "main.default.events");
+            assert_eq!(input.schema().field(0).name(), "id");
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let count = Field::new("count", DataType::UInt64, false);
+            Ok(Arc::new(EmptyExec::new(Arc::new(Schema::new(vec![count])))))
+        }
+    }
+
+    fn context(plan: Option<Arc<Counting>>) -> Result<SessionContext> {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let config = WrapperConfiguration::new("http://127.0.0.1:1", "main.default.events");
+        let mut table = ZerobusTableProvider::new(schema, config);
+        if let Some(plan) = plan {
+            table = table.with_insert_plan(plan);
+        }
+        let ctx = SessionContext::new();
+        ctx.register_table("events", Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    async fn root(ctx: &SessionContext, sql: &str) -> Result<String> {
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        Ok(plan.name().to_string())
+    }
+
+    #[tokio::test]
+    async fn an_insert_plan_replaces_the_data_sink_exec_after_the_same_checks() -> Result<()> {
+        let insert = "INSERT INTO events VALUES (1)";
+        assert_eq!(root(&context(None)?, insert).await?, "DataSinkExec");
+
+        let plan = Arc::new(Counting::default());
+        let ctx = context(Some(Arc::clone(&plan)))?;
+        assert_eq!(root(&ctx, insert).await?, "EmptyExec");
+        assert_eq!(plan.0.load(Ordering::SeqCst), 1);
+
+        let error = root(&ctx, "INSERT OVERWRITE events VALUES (1)")
+            .await
+            .expect_err("overwrite refused");
+        assert!(
+            error
+                .to_string()
+                .contains("INSERT OVERWRITE is not supported"),
+            "{error}"
+        );
+        assert_eq!(plan.0.load(Ordering::SeqCst), 1, "not planned");
+        Ok(())
     }
 }

@@ -23,15 +23,16 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
 use crate::node::{self, process_env, Env};
-use crate::write::{PartitionedZerobusTable, ZerobusCountSumExec, ZerobusWriteExec};
+use crate::write::{partitioned, ZerobusCountSumExec, ZerobusWriteExec};
 
 /// A [`LogicalExtensionCodec`] for [`ZerobusTableProvider`]s (the target of
 /// `INSERT INTO` a Zerobus table): table name, declared schema, wrapper configuration and
 /// sink options. Everything else (other table providers, extension nodes, file formats,
 /// functions) goes to the inner codec, Ballista's by default.
 ///
-/// A Zerobus table decodes as a [`PartitionedZerobusTable`] (the scheduler plans the
-/// write as one task per input partition); either type encodes.
+/// A Zerobus table decodes with the [`WritePerPartition`](crate::WritePerPartition)
+/// INSERT plan (the scheduler plans the write as one task per input partition); the
+/// INSERT plan itself is not encoded.
 ///
 /// The client secret is never written: the decoding process reads it from
 /// `ZEROBUS_CLIENT_SECRET` in its environment (or the lookup given to
@@ -189,7 +190,7 @@ impl LogicalExtensionCodec for ZerobusLogicalCodec {
         }
         // A scheduler plans without the secret; the executors' physical codec checks it.
         match node::decode(buf, &self.env)? {
-            node::Decoded::Table { parts, .. } => Ok(Arc::new(PartitionedZerobusTable::new(
+            node::Decoded::Table { parts, .. } => Ok(Arc::new(partitioned(
                 ZerobusTableProvider::new(parts.schema, parts.config)
                     .with_sink_options(parts.options),
             ))),
@@ -205,11 +206,7 @@ impl LogicalExtensionCodec for ZerobusLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        let table = node.downcast_ref::<ZerobusTableProvider>().or_else(|| {
-            node.downcast_ref::<PartitionedZerobusTable>()
-                .map(PartitionedZerobusTable::table)
-        });
-        match table {
+        match node.downcast_ref::<ZerobusTableProvider>() {
             Some(table) => node::encode(
                 node::Kind::Table,
                 table.table_schema(),

@@ -47,8 +47,8 @@
 //! `Some(Arc::new(ZerobusPhysicalCodec::default()))`. See `docs/distributed.md`.
 //!
 //! # Partitions and failures
-//! On the scheduler the logical codec decodes the table as a [`PartitionedZerobusTable`],
-//! whose `INSERT` writes every input partition in its own task ([`ZerobusWriteExec`], on
+//! On the scheduler the logical codec decodes the table with the [`WritePerPartition`]
+//! INSERT plan, which writes every input partition in its own task ([`ZerobusWriteExec`], on
 //! whichever executor runs it, through the same `ZerobusDataSink` as single-process
 //! DataFusion) and sums the counts ([`ZerobusCountSumExec`]). A task whose rows fail
 //! fails with the sink's message (its count of rows that landed and its failed rows
@@ -67,7 +67,9 @@ use datafusion::prelude::SessionConfig;
 
 pub use codec::{ZerobusLogicalCodec, ZerobusPhysicalCodec};
 pub use node::CLIENT_SECRET_VAR;
-pub use write::{PartitionedZerobusTable, ZerobusCountSumExec, ZerobusWriteExec};
+pub use write::{
+    is_partitioned, partitioned, WritePerPartition, ZerobusCountSumExec, ZerobusWriteExec,
+};
 
 /// `config` with the Zerobus codecs registered as its Ballista codecs, each wrapping the
 /// codec registered before (Ballista's own by default). Calling it again changes nothing.

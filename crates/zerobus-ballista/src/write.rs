@@ -1,8 +1,8 @@
 //! Writing every input partition in its own task: [`ZerobusWriteExec`] and
-//! [`ZerobusCountSumExec`], planned by [`PartitionedZerobusTable`].
+//! [`ZerobusCountSumExec`], planned by [`WritePerPartition`].
 //!
 //! `DataSinkExec` requires a single input partition, so on Ballista the whole write would
-//! run as one task on one executor. [`PartitionedZerobusTable::insert_into`] plans instead
+//! run as one task on one executor. [`WritePerPartition`] plans instead
 //!
 //! ```text
 //! ZerobusCountSumExec                 one task: sums the counts
@@ -14,21 +14,18 @@
 //! Each task runs the same [`ZerobusDataSink`] (the wrapper's encoder and transport, its
 //! `workers` streams) on its own partition.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow_zerobus_sdk_wrapper::sql::{ZerobusDataSink, ZerobusTableProvider};
-use async_trait::async_trait;
+use arrow_zerobus_sdk_wrapper::sql::{InsertPlan, ZerobusDataSink, ZerobusTableProvider};
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -84,67 +81,49 @@ fn one_child(name: &str, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dy
         .ok_or_else(|| DataFusionError::Internal(format!("{name} takes one child, got {count}")))
 }
 
-/// A Zerobus table whose `INSERT INTO` writes each input partition in its own task
-/// (see the [module docs](self)); the table the [`ZerobusLogicalCodec`](crate::ZerobusLogicalCodec)
-/// decodes on a Ballista scheduler. Reading, options and failures are those of the
-/// [`ZerobusTableProvider`] it wraps.
-#[derive(Debug, Clone)]
-pub struct PartitionedZerobusTable {
-    table: ZerobusTableProvider,
-}
+/// The INSERT plan of a Zerobus table on Ballista (see the [module docs](self)): every
+/// input partition written in its own task by a [`ZerobusWriteExec`], the counts summed
+/// by a [`ZerobusCountSumExec`]. The [`ZerobusLogicalCodec`](crate::ZerobusLogicalCodec)
+/// decodes Zerobus tables with it on a Ballista scheduler; [`partitioned`] sets it on a
+/// table of your own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WritePerPartition;
 
-impl PartitionedZerobusTable {
-    /// Wraps `table`.
-    pub fn new(table: ZerobusTableProvider) -> Self {
-        Self { table }
-    }
-
-    /// The wrapped table.
-    pub fn table(&self) -> &ZerobusTableProvider {
-        &self.table
-    }
-}
-
-#[async_trait]
-impl TableProvider for PartitionedZerobusTable {
-    fn schema(&self) -> SchemaRef {
-        self.table.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.table.table_type()
-    }
-
-    async fn scan(
+impl InsertPlan for WritePerPartition {
+    fn plan(
         &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.table.scan(state, projection, filters, limit).await
-    }
-
-    async fn insert_into(
-        &self,
-        state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
+        sink: ZerobusDataSink,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The wrapped table refuses what Zerobus cannot do (INSERT OVERWRITE, ...).
-        self.table
-            .insert_into(state, Arc::clone(&input), insert_op)
-            .await?;
-        let sink = ZerobusDataSink::new(
-            Arc::clone(self.table.table_schema()),
-            self.table.config().clone(),
-            self.table.sink_options().clone(),
-        );
         let write = Arc::new(ZerobusWriteExec::new(input, Arc::new(sink)));
         Ok(Arc::new(ZerobusCountSumExec::new(Arc::new(
             CoalescePartitionsExec::new(write),
         ))))
     }
+}
+
+/// `table`, its `INSERT INTO` planned with [`WritePerPartition`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_zerobus_sdk_wrapper::sql::ZerobusTableProvider;
+/// use arrow_zerobus_sdk_wrapper::WrapperConfiguration;
+/// use datafusion::arrow::datatypes::{DataType, Field, Schema};
+///
+/// let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+/// let config = WrapperConfiguration::new("http://127.0.0.1:50051", "main.default.events");
+/// let table = zerobus_ballista::partitioned(ZerobusTableProvider::new(schema, config));
+/// assert!(zerobus_ballista::is_partitioned(&table));
+/// ```
+pub fn partitioned(table: ZerobusTableProvider) -> ZerobusTableProvider {
+    table.with_insert_plan(Arc::new(WritePerPartition))
+}
+
+/// Whether `table` plans its INSERTs with [`WritePerPartition`].
+pub fn is_partitioned(table: &ZerobusTableProvider) -> bool {
+    table
+        .insert_plan()
+        .is_some_and(|plan| (plan.as_ref() as &dyn Any).is::<WritePerPartition>())
 }
 
 /// Streams each input partition into a Zerobus table through its own run of a

@@ -36,8 +36,7 @@ use datafusion_proto::physical_plan::{
     DefaultPhysicalProtoConverter, PhysicalExtensionCodec, PhysicalProtoConverterExtension,
 };
 use zerobus_ballista::{
-    with_zerobus_env, PartitionedZerobusTable, ZerobusLogicalCodec, ZerobusPhysicalCodec,
-    ZerobusWriteExec,
+    with_zerobus_env, ZerobusLogicalCodec, ZerobusPhysicalCodec, ZerobusWriteExec,
 };
 use zerobus_local::{Auth, LocalZerobus};
 
@@ -481,9 +480,9 @@ async fn the_insert_plans_round_trip_through_the_codecs_without_the_secret() -> 
     let target = datafusion::datasource::source_as_provider(&dml.target)?;
     // A scheduler decodes the table that writes each partition in its own task.
     let table = target
-        .downcast_ref::<PartitionedZerobusTable>()
-        .expect("a partitioned Zerobus table")
-        .table();
+        .downcast_ref::<ZerobusTableProvider>()
+        .expect("a Zerobus table");
+    assert!(zerobus_ballista::is_partitioned(table), "{table:?}");
     assert_same_table(
         table.table_schema(),
         table.config(),
@@ -511,7 +510,7 @@ async fn the_insert_plans_round_trip_through_the_codecs_without_the_secret() -> 
     // Physical, Ballista shape: ZerobusCountSumExec over ZerobusWriteExec.
     ctx.register_table(
         "partitioned",
-        Arc::new(PartitionedZerobusTable::new(provider())),
+        Arc::new(zerobus_ballista::partitioned(provider())),
     )?;
     let insert = ctx.sql("INSERT INTO partitioned SELECT * FROM src").await?;
     let plan = insert.create_physical_plan().await?;
@@ -611,9 +610,10 @@ async fn an_executor_without_the_secret_refuses_the_sink_naming_the_variable() -
     let decoded =
         logical.try_decode_table_provider(&buf, &reference, provider.schema(), &ctx.task_ctx())?;
     let decoded = decoded
-        .downcast_ref::<PartitionedZerobusTable>()
+        .downcast_ref::<ZerobusTableProvider>()
         .expect("Zerobus");
-    assert_eq!(decoded.table().config().client_secret_str(), None);
+    assert!(zerobus_ballista::is_partitioned(decoded));
+    assert_eq!(decoded.config().client_secret_str(), None);
     // Damaged bytes are an error, not a panic.
     let cut = &buf[..buf.len() - 3];
     let error = logical
