@@ -12,6 +12,7 @@ mod input;
 mod inspect;
 mod interrupt;
 mod progress;
+mod prompt;
 mod proto_text;
 mod quarantine;
 mod schema;

@@ -127,6 +127,38 @@ async fn zerobus(args: &[&str]) -> Output {
 }
 
 async fn zerobus_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    finish(command(args, env).output()).await
+}
+
+/// Runs `zerobus args` as [`zerobus`] does, with `input` on its standard input.
+async fn zerobus_with_input(args: &[&str], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+
+    let mut command = command(args, &[]);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("zerobus ran");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("stdin written");
+    drop(stdin);
+    finish(child.wait_with_output()).await
+}
+
+/// Waits at most 5 minutes for `output`.
+async fn finish(output: impl std::future::Future<Output = std::io::Result<Output>>) -> Output {
+    tokio::time::timeout(Duration::from_secs(300), output)
+        .await
+        .expect("zerobus finished within 5 minutes")
+        .expect("zerobus ran")
+}
+
+/// `zerobus args` with `env`, without the connection variables of this environment.
+fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_zerobus"));
     command.args(args).kill_on_drop(true);
     for key in [
@@ -140,10 +172,7 @@ async fn zerobus_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env_remove(key);
     }
     command.envs(env.iter().copied());
-    tokio::time::timeout(Duration::from_secs(300), command.output())
-        .await
-        .expect("zerobus finished within 5 minutes")
-        .expect("zerobus ran")
+    command
 }
 
 fn stdout(output: &Output) -> String {
@@ -683,6 +712,21 @@ async fn sql_inserts_a_parquet_file_into_a_zerobus_table() -> TestResult {
         error.contains("statement 2 of 2") && error.contains("no_such_table"),
         "{error}"
     );
+
+    // Statements on standard input (no terminal, so no prompt): piped, and `-f -`.
+    let piped = format!(
+        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}';\n\
+         SELECT sum(id) AS total FROM src;",
+        file.display()
+    );
+    for args in [
+        &["sql", "--format", "csv"][..],
+        &["sql", "-f", "-", "--format", "csv"],
+    ] {
+        let output = zerobus_with_input(args, &piped).await;
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "total\n435\n", "{args:?}");
+    }
     local.stop().await;
     Ok(())
 }
