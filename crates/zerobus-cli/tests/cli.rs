@@ -1176,3 +1176,115 @@ async fn the_text_summary_of_an_interrupted_ingest_names_what_was_not_read() -> 
     local.stop().await;
     Ok(())
 }
+
+/// A child process on a pseudo-terminal: what it printed so far, read on a thread.
+struct Terminal {
+    child: std::process::Child,
+    master: std::fs::File,
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Terminal {
+    fn spawn(args: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        use std::io::Read;
+        use std::process::Stdio;
+
+        let pty = nix::pty::openpty(None, None)?;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_zerobus"))
+            .args(args)
+            .stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave))
+            .spawn()?;
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone()?;
+        let (sender, chunks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with an error (EIO) once the child has exited and closed the terminal.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                if sender.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            master,
+            chunks,
+            seen: String::new(),
+        })
+    }
+
+    /// Waits (at most 60 s) until the output since the last call holds `text`.
+    fn expect(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.seen.contains(text) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => panic!("no {text:?} on the terminal; it shows:\n{}", self.seen),
+            }
+        }
+        let end = self.seen.find(text).expect("found") + text.len();
+        self.seen.drain(..end);
+    }
+
+    /// Types `keys`.
+    fn type_keys(&mut self, keys: &str) {
+        use std::io::Write;
+        self.master.write_all(keys.as_bytes()).expect("typed");
+    }
+}
+
+#[test]
+fn sql_on_a_terminal_is_an_interactive_prompt() -> TestResult {
+    // Each step waits for what only its statement's end prints (its result, `row(s) in`,
+    // `error:`) before the next prompt: the prompt line is also redrawn while typing.
+    let mut terminal = Terminal::spawn(&["sql"])?;
+    terminal.expect("\\q to quit");
+    terminal.expect("zerobus> ");
+    // A statement over two lines runs at its `;`.
+    terminal.type_keys("SELECT 40 + 2 AS answer,\r");
+    terminal.expect("-> ");
+    terminal.type_keys("'x' AS y;\r");
+    terminal.expect("| answer | y |");
+    terminal.expect("| 42     | x |");
+    terminal.expect("1 row(s) in");
+    terminal.expect("zerobus> ");
+    // An error is shown and the prompt goes on, with the session's tables.
+    terminal.type_keys("CREATE TABLE t AS VALUES (1), (2);\r");
+    terminal.expect("0 row(s) in");
+    terminal.expect("zerobus> ");
+    terminal.type_keys("SELECT no_such_column FROM t;\r");
+    terminal.expect("error: ");
+    terminal.expect("no_such_column");
+    terminal.expect("zerobus> ");
+    terminal.type_keys("SELECT sum(column1) AS total FROM t;\r");
+    terminal.expect("| 3     |");
+    terminal.expect("1 row(s) in");
+    terminal.expect("zerobus> ");
+    // Ctrl-C drops the statement being typed (else the next would not parse); \q leaves
+    // with exit code 0.
+    terminal.type_keys("SELECT 1");
+    terminal.type_keys("\x03");
+    terminal.expect("(\\q or Ctrl-D to quit)");
+    terminal.expect("zerobus> ");
+    terminal.type_keys("SELECT 5 AS five;\r");
+    terminal.expect("| five |");
+    terminal.expect("| 5    |");
+    terminal.expect("1 row(s) in");
+    terminal.expect("zerobus> ");
+    terminal.type_keys("\\q\r");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = terminal.child.try_wait()? {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "\\q did not leave");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    Ok(())
+}
