@@ -24,6 +24,18 @@ echo "== cargo test (lib, integration, sqllogictest, examples, benches in test m
 cargo test "${workspace[@]}" --all-targets "${features[@]}"
 echo "== cargo test --doc"
 cargo test "${workspace[@]}" --doc --exclude arrow-zerobus-sdk-wrapper-python "${features[@]}"
+echo "== the README's first command on this build: nothing left to compile"
+# A dependency whose features differ between this crate alone and the workspace would
+# rebuild it and everything above it (minutes) for the first command after this script,
+# or for this script after the first command.
+rebuilt=$(cargo build "${features[@]}" --example local_end_to_end 2>&1 | grep 'Compiling' || true)
+if [ -n "$rebuilt" ]; then
+  echo "$rebuilt"
+  echo "error: 'cargo run ${features[*]} --example local_end_to_end' rebuilt the crates above:" \
+    "the README's two commands no longer share one build (compare 'cargo tree -e features'" \
+    "of the root crate with the workspace's, and unify in Cargo.toml's dev-dependencies)" >&2
+  exit 1
+fi
 echo "== examples"
 for example in local_end_to_end writer_disabled per_row_errors; do
   echo "-- cargo run ${features[*]} --example $example"

@@ -18,9 +18,16 @@ CLI's whole run: the strict one, the target) and "wall" (each process from exec 
 both reading the file, connecting and shutting down). Peak RSS is each process's VmHWM,
 sampled from /proc while it runs (ru_maxrss would start from this script's own peak:
 Linux keeps it across exec). Last, the RSS ratio of `zerobus ingest` at the largest size
-to the smallest. Usage, from the repository root:
+to the smallest.
 
-    python3 crates/zerobus-cli/benches/ingest.py [--repeat N] [--no-build] [ROWS ...]
+The `zerobus` binary uses mimalloc; the baseline the system allocator, as a program linking
+the wrapper does unless it chooses otherwise. `--baseline-preload LIB` also runs the
+baseline with `LD_PRELOAD=LIB` (a mimalloc shared library of the version the binary
+links), so that the two can be compared on one allocator too. Usage, from the repository
+root:
+
+    python3 crates/zerobus-cli/benches/ingest.py [--repeat N] [--no-build]
+        [--baseline-preload LIB] [ROWS ...]
     # default: 1000000 10000000, --repeat 3
 """
 
@@ -51,12 +58,13 @@ def vm_hwm_mib(pid):
     return None
 
 
-def run(command):
-    """Runs `command`: its stdout, wall seconds and peak RSS in MiB (VmHWM, sampled every
-    20 ms; the high-water mark only grows, so the last sample holds the peak up to 20 ms
-    before the exit)."""
+def run(command, env=None):
+    """Runs `command` (with `env` added to the environment): its stdout, wall seconds and
+    peak RSS in MiB (VmHWM, sampled every 20 ms; the high-water mark only grows, so the
+    last sample holds the peak up to 20 ms before the exit)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT,
+                               env={**os.environ, **(env or {})})
     peak = [0.0]
 
     def sample():
@@ -82,6 +90,9 @@ def main():
     parser.add_argument("rows", nargs="*", type=int, default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender")
     parser.add_argument("--no-build", action="store_true", help="use the binaries as built")
+    parser.add_argument("--baseline-preload", metavar="LIB",
+                        help="also run the baseline with LD_PRELOAD=LIB (e.g. a malloc "
+                             "replacement, to compare both on the same allocator)")
     args = parser.parse_args()
     if not args.no_build:
         subprocess.run(
@@ -108,11 +119,20 @@ def main():
                 run([zerobus, "sql", "-c",
                      f"COPY (SELECT value AS id, CAST(value AS VARCHAR) AS name, "
                      f"value * 0.5 AS score FROM range({rows})) TO '{path}' STORED AS PARQUET"])
-                direct, cli = [], []
+                direct, cli, preloaded = [], [], []
                 for attempt in range(args.repeat):
                     out, wall, peak = run([send_parquet, path, endpoint,
                                            f"bench.cli.direct_{rows}_{attempt}"])
                     direct.append((json.loads(out)["rows_per_s"], rows / wall, peak))
+                    if args.baseline_preload:
+                        out, wall, peak = run([send_parquet, path, endpoint,
+                                               f"bench.cli.preloaded_{rows}_{attempt}"],
+                                              env={"LD_PRELOAD": args.baseline_preload})
+                        preloaded.append((json.loads(out)["rows_per_s"], rows / wall, peak))
+                        print(f"  {rows:,} run {attempt + 1}: wrapper with "
+                              f"{os.path.basename(args.baseline_preload)} "
+                              f"{preloaded[-1][0]:,.0f} rows/s (wall {preloaded[-1][1]:,.0f}), "
+                              f"RSS {preloaded[-1][2]:.0f} MiB", flush=True)
                     out, wall, peak = run([zerobus, "ingest", path,
                                            "--table", f"bench.cli.cli_{rows}_{attempt}",
                                            "--endpoint", endpoint, "--json", "--quiet"])
@@ -135,6 +155,14 @@ def main():
                       f"{best_cli_wall:,.0f}, ratio {best_cli_wall / best_direct_wall:.2f}; "
                       f"peak RSS wrapper {max(d[2] for d in direct):.0f} MiB, "
                       f"zerobus ingest {peak:.0f} MiB", flush=True)
+                if preloaded:
+                    best = max(p[0] for p in preloaded)
+                    best_wall = max(p[1] for p in preloaded)
+                    print(f"{rows:>11,} rows, against the baseline with "
+                          f"{os.path.basename(args.baseline_preload)}: {best:,.0f} rows/s, "
+                          f"ratio {best_cli / best:.2f}; wall ratio "
+                          f"{best_cli_wall / best_wall:.2f}; its peak RSS "
+                          f"{max(p[2] for p in preloaded):.0f} MiB", flush=True)
     finally:
         server.terminate()
         server.wait()
