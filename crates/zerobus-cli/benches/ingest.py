@@ -119,16 +119,18 @@ def main():
                 run([zerobus, "sql", "-c",
                      f"COPY (SELECT value AS id, CAST(value AS VARCHAR) AS name, "
                      f"value * 0.5 AS score FROM range({rows})) TO '{path}' STORED AS PARQUET"])
+                def baseline(name, attempt, env=None):
+                    """One send_parquet run: (own-clock rows/s, wall rows/s, peak RSS)."""
+                    out, wall, peak = run([send_parquet, path, endpoint,
+                                           f"bench.cli.{name}_{rows}_{attempt}"], env=env)
+                    return json.loads(out)["rows_per_s"], rows / wall, peak
+
                 direct, cli, preloaded = [], [], []
                 for attempt in range(args.repeat):
-                    out, wall, peak = run([send_parquet, path, endpoint,
-                                           f"bench.cli.direct_{rows}_{attempt}"])
-                    direct.append((json.loads(out)["rows_per_s"], rows / wall, peak))
+                    direct.append(baseline("direct", attempt))
                     if args.baseline_preload:
-                        out, wall, peak = run([send_parquet, path, endpoint,
-                                               f"bench.cli.preloaded_{rows}_{attempt}"],
-                                              env={"LD_PRELOAD": args.baseline_preload})
-                        preloaded.append((json.loads(out)["rows_per_s"], rows / wall, peak))
+                        preloaded.append(baseline("preloaded", attempt,
+                                                  {"LD_PRELOAD": args.baseline_preload}))
                         print(f"  {rows:,} run {attempt + 1}: wrapper with "
                               f"{os.path.basename(args.baseline_preload)} "
                               f"{preloaded[-1][0]:,.0f} rows/s (wall {preloaded[-1][1]:,.0f}), "

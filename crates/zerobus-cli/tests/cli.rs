@@ -1238,6 +1238,14 @@ impl Terminal {
     }
 }
 
+impl Drop for Terminal {
+    /// A test that failed half-way leaves no prompt running (a no-op once it has exited).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn sql_on_a_terminal_is_an_interactive_prompt() -> TestResult {
     // Each step waits for what only its statement's end prints (its result, `row(s) in`,
